@@ -1,0 +1,327 @@
+//! The segment header: the first 256 bytes of every segment.
+//!
+//! The layout is this crate's own and is documented byte by byte in
+//! `docs/FORMAT.md`; the const assertions below pin every offset to that
+//! document. All integers are little-endian, and every field that changes after
+//! creation is a naturally aligned 32- or 64-bit word accessed atomically, so
+//! that two builds of the same format version (glibc or musl, any compiler)
+//! interoperate. Nothing in it is a libc-private structure.
+//!
+//! The header is parsed from a byte copy ([`HeaderFields::parse`]) before the
+//! segment is mapped, and every field is validated before it is used.
+
+use std::mem::{offset_of, size_of};
+
+use crate::sync::shared::{AtomicU8, AtomicU32, AtomicU64};
+use crate::{Error, Lifetime};
+
+/// The first eight bytes of every segment: `shmbox` and two NUL bytes.
+pub(crate) const MAGIC: [u8; 8] = *b"shmbox\0\0";
+/// The layout version this build reads and writes.
+pub(crate) const FORMAT_VERSION: u32 = 1;
+/// The size of the header; the data region starts here.
+pub(crate) const HEADER_SIZE: usize = 256;
+/// `init_state` once the creator has written every other field: `READY` in ASCII.
+pub(crate) const INIT_READY: u32 = u32::from_le_bytes(*b"REDY");
+
+/// Lifetime codes stored in the `lifetime` field.
+pub(crate) const LIFETIME_UNTIL_LAST_CLOSE: u32 = 1;
+pub(crate) const LIFETIME_PERSISTENT: u32 = 2;
+
+/// The header as it lies in shared memory.
+///
+/// Field order, sizes and offsets are the format; see `docs/FORMAT.md`.
+/// The three groups sit on separate 64-byte cache lines so that lockers,
+/// readers and idle identity fields do not share a line.
+#[repr(C)]
+pub(crate) struct Header {
+    // Line 0: identity. Written once by the creator, before `init_state`.
+    pub(crate) magic: AtomicU64,
+    pub(crate) format_version: AtomicU32,
+    pub(crate) header_size: AtomicU32,
+    pub(crate) capacity: AtomicU64,
+    pub(crate) lifetime: AtomicU32,
+    pub(crate) flags: AtomicU32,
+    pub(crate) init_state: AtomicU32,
+    pub(crate) creator_pid: AtomicU32,
+    pub(crate) created_unix_ns: AtomicU64,
+    _reserved0: [AtomicU8; 16],
+
+    // Line 1: the cross-process lock (see `lock.rs`).
+    pub(crate) lock_word: AtomicU32,
+    pub(crate) lock_owner_pid: AtomicU32,
+    pub(crate) owner_deaths: AtomicU32,
+    _reserved1: [AtomicU8; 52],
+
+    // Line 2: the seqlock and change notification (see `seqlock.rs`, `notify.rs`).
+    pub(crate) seq: AtomicU64,
+    pub(crate) notify_word: AtomicU32,
+    pub(crate) last_writer_pid: AtomicU32,
+    pub(crate) last_write_unix_ns: AtomicU64,
+    _reserved2: [AtomicU8; 40],
+
+    // Line 3: reserved for later versions.
+    _reserved3: [AtomicU8; 64],
+}
+
+const _: () = {
+    assert!(size_of::<Header>() == HEADER_SIZE);
+    assert!(offset_of!(Header, magic) == 0);
+    assert!(offset_of!(Header, format_version) == 8);
+    assert!(offset_of!(Header, header_size) == 12);
+    assert!(offset_of!(Header, capacity) == 16);
+    assert!(offset_of!(Header, lifetime) == 24);
+    assert!(offset_of!(Header, flags) == 28);
+    assert!(offset_of!(Header, init_state) == 32);
+    assert!(offset_of!(Header, creator_pid) == 36);
+    assert!(offset_of!(Header, created_unix_ns) == 40);
+    assert!(offset_of!(Header, lock_word) == 64);
+    assert!(offset_of!(Header, lock_owner_pid) == 68);
+    assert!(offset_of!(Header, owner_deaths) == 72);
+    assert!(offset_of!(Header, seq) == 128);
+    assert!(offset_of!(Header, notify_word) == 136);
+    assert!(offset_of!(Header, last_writer_pid) == 140);
+    assert!(offset_of!(Header, last_write_unix_ns) == 144);
+    // Little-endian only: the format stores integers in native order through
+    // atomics, so a big-endian build would not read what FORMAT.md describes.
+    assert!(cfg!(target_endian = "little"));
+};
+
+impl Header {
+    /// Writes the identity fields of a new segment and publishes it.
+    ///
+    /// The mapping is not yet visible under its name when this runs; the
+    /// `init_state` word is still stored last, with release ordering, for
+    /// openers of other implementations that create in place.
+    pub(crate) fn initialise(&self, capacity: u64, lifetime: Lifetime, pid: u32, now_ns: u64) {
+        use crate::sync::Ordering::{Relaxed, Release};
+        self.magic.store(u64::from_le_bytes(MAGIC), Relaxed);
+        self.format_version.store(FORMAT_VERSION, Relaxed);
+        self.header_size.store(HEADER_SIZE as u32, Relaxed);
+        self.capacity.store(capacity, Relaxed);
+        self.lifetime.store(lifetime.code(), Relaxed);
+        self.flags.store(0, Relaxed);
+        self.creator_pid.store(pid, Relaxed);
+        self.created_unix_ns.store(now_ns, Relaxed);
+        self.init_state.store(INIT_READY, Release);
+    }
+}
+
+/// Every field of a header, decoded from a byte copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HeaderFields {
+    pub(crate) magic: [u8; 8],
+    pub(crate) format_version: u32,
+    pub(crate) header_size: u32,
+    pub(crate) capacity: u64,
+    pub(crate) lifetime: u32,
+    pub(crate) flags: u32,
+    pub(crate) init_state: u32,
+    pub(crate) creator_pid: u32,
+    pub(crate) created_unix_ns: u64,
+    pub(crate) lock_word: u32,
+    pub(crate) lock_owner_pid: u32,
+    pub(crate) owner_deaths: u32,
+    pub(crate) seq: u64,
+    pub(crate) last_writer_pid: u32,
+    pub(crate) last_write_unix_ns: u64,
+}
+
+/// What makes a header unusable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum HeaderProblem {
+    /// Not (yet) initialised: the magic is still zero or `init_state` is not
+    /// `READY`. The creator may still be at work, so the opener waits.
+    NotReady,
+    /// A valid magic with another format version.
+    Version(u32),
+    /// Anything else, with a reason for the error message.
+    Corrupt(String),
+}
+
+impl HeaderFields {
+    /// Decodes a header from its bytes. Never fails: validation is separate.
+    pub(crate) fn parse(b: &[u8; HEADER_SIZE]) -> HeaderFields {
+        let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+        let u64_at = |o: usize| {
+            let mut w = [0; 8];
+            w.copy_from_slice(&b[o..o + 8]);
+            u64::from_le_bytes(w)
+        };
+        let mut magic = [0; 8];
+        magic.copy_from_slice(&b[0..8]);
+        HeaderFields {
+            magic,
+            format_version: u32_at(8),
+            header_size: u32_at(12),
+            capacity: u64_at(16),
+            lifetime: u32_at(24),
+            flags: u32_at(28),
+            init_state: u32_at(32),
+            creator_pid: u32_at(36),
+            created_unix_ns: u64_at(40),
+            lock_word: u32_at(64),
+            lock_owner_pid: u32_at(68),
+            owner_deaths: u32_at(72),
+            seq: u64_at(128),
+            last_writer_pid: u32_at(140),
+            last_write_unix_ns: u64_at(144),
+        }
+    }
+
+    /// Checks the identity fields against this build's format and the file's
+    /// real size. On success the capacity is safe to map: the file holds
+    /// `HEADER_SIZE + capacity` bytes.
+    pub(crate) fn validate(&self, file_size: u64) -> Result<(), HeaderProblem> {
+        if self.magic != MAGIC {
+            return Err(if self.magic == [0; 8] {
+                HeaderProblem::NotReady
+            } else {
+                HeaderProblem::Corrupt(format!(
+                    "its first bytes are {:02x?}, not the shmbox magic",
+                    self.magic
+                ))
+            });
+        }
+        if self.format_version != FORMAT_VERSION {
+            return Err(HeaderProblem::Version(self.format_version));
+        }
+        if self.init_state != INIT_READY {
+            return Err(HeaderProblem::NotReady);
+        }
+        if self.header_size as usize != HEADER_SIZE {
+            return Err(HeaderProblem::Corrupt(format!(
+                "its header size is {}, not {HEADER_SIZE}",
+                self.header_size
+            )));
+        }
+        if self.capacity == 0 || self.capacity > max_capacity() {
+            return Err(HeaderProblem::Corrupt(format!(
+                "its capacity of {} bytes is out of range",
+                self.capacity
+            )));
+        }
+        let expected = HEADER_SIZE as u64 + self.capacity;
+        if file_size != expected {
+            return Err(HeaderProblem::Corrupt(format!(
+                "the file holds {file_size} bytes, but its header says {expected} \
+                 ({HEADER_SIZE} of header and {} of data)",
+                self.capacity
+            )));
+        }
+        if Lifetime::from_code(self.lifetime).is_none() {
+            return Err(HeaderProblem::Corrupt(format!(
+                "its lifetime code {} is unknown",
+                self.lifetime
+            )));
+        }
+        if self.flags != 0 {
+            return Err(HeaderProblem::Corrupt(format!(
+                "its flags word is {:#x}; version {FORMAT_VERSION} defines none",
+                self.flags
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The largest capacity this build maps: the whole segment must fit in an
+/// `isize`, as every Rust allocation and slice must.
+pub(crate) const fn max_capacity() -> u64 {
+    (isize::MAX as u64) - HEADER_SIZE as u64
+}
+
+/// Turns a header problem into the public error for segment `name`.
+pub(crate) fn problem_to_error(name: &str, problem: HeaderProblem) -> Error {
+    match problem {
+        HeaderProblem::NotReady => Error::NotInitialized {
+            name: name.to_owned(),
+            waited: std::time::Duration::ZERO,
+        },
+        HeaderProblem::Version(found) => Error::IncompatibleVersion {
+            name: name.to_owned(),
+            found,
+            supported: FORMAT_VERSION,
+        },
+        HeaderProblem::Corrupt(reason) => Error::Corrupt {
+            name: name.to_owned(),
+            reason,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid_bytes(capacity: u64) -> [u8; HEADER_SIZE] {
+        let mut b = [0u8; HEADER_SIZE];
+        b[0..8].copy_from_slice(&MAGIC);
+        b[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        b[12..16].copy_from_slice(&(HEADER_SIZE as u32).to_le_bytes());
+        b[16..24].copy_from_slice(&capacity.to_le_bytes());
+        b[24..28].copy_from_slice(&LIFETIME_PERSISTENT.to_le_bytes());
+        b[32..36].copy_from_slice(&INIT_READY.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn a_valid_header_passes() {
+        let h = HeaderFields::parse(&valid_bytes(1024));
+        assert_eq!(h.capacity, 1024);
+        assert_eq!(h.validate(256 + 1024), Ok(()));
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let file = 256 + 1024;
+        let check = |edit: &dyn Fn(&mut [u8; HEADER_SIZE]), size: u64| {
+            let mut b = valid_bytes(1024);
+            edit(&mut b);
+            HeaderFields::parse(&b).validate(size)
+        };
+        assert_eq!(
+            check(&|b| b[0..8].fill(0), file),
+            Err(HeaderProblem::NotReady)
+        );
+        assert!(
+            matches!(check(&|b| b[0] = b'X', file), Err(HeaderProblem::Corrupt(r)) if r.contains("magic"))
+        );
+        assert_eq!(check(&|b| b[8] = 2, file), Err(HeaderProblem::Version(2)));
+        assert_eq!(
+            check(&|b| b[32..36].fill(0), file),
+            Err(HeaderProblem::NotReady)
+        );
+        assert!(
+            matches!(check(&|b| b[12..16].fill(0), file), Err(HeaderProblem::Corrupt(r)) if r.contains("header size"))
+        );
+        assert!(
+            matches!(check(&|b| b[16..24].fill(0), file), Err(HeaderProblem::Corrupt(r)) if r.contains("capacity"))
+        );
+        assert!(
+            matches!(check(&|b| b[16..24].fill(0xff), file), Err(HeaderProblem::Corrupt(r)) if r.contains("capacity"))
+        );
+        assert!(
+            matches!(check(&|_| {}, file - 1), Err(HeaderProblem::Corrupt(r)) if r.contains("1279 bytes"))
+        );
+        assert!(
+            matches!(check(&|b| b[24] = 9, file), Err(HeaderProblem::Corrupt(r)) if r.contains("lifetime"))
+        );
+        assert!(
+            matches!(check(&|b| b[28] = 1, file), Err(HeaderProblem::Corrupt(r)) if r.contains("flags"))
+        );
+    }
+
+    #[test]
+    fn parse_reads_little_endian_at_documented_offsets() {
+        let mut b = valid_bytes(7);
+        b[64..68].copy_from_slice(&0x8000_0005u32.to_le_bytes());
+        b[128..136].copy_from_slice(&42u64.to_le_bytes());
+        b[140..144].copy_from_slice(&1234u32.to_le_bytes());
+        let h = HeaderFields::parse(&b);
+        assert_eq!(h.lock_word, 0x8000_0005);
+        assert_eq!(h.seq, 42);
+        assert_eq!(h.last_writer_pid, 1234);
+        assert_eq!(h.capacity, 7);
+    }
+}

@@ -1,0 +1,73 @@
+//! Named shared memory for processes on one machine.
+//!
+//! A [`Segment`] is a named block of bytes that every process opening the
+//! same name shares, like the Win32 file mapping of the FoxPro sample this
+//! crate grew from, with what that sample lacks:
+//!
+//! - **a self-describing header**: the segment records its format version,
+//!   size and lifetime, and opening checks all of it, so a foreign or corrupt
+//!   file under the name is an error, never a crash (`docs/FORMAT.md`);
+//! - **a lock that survives a crashed holder**: uncontended it is one atomic
+//!   instruction; waiters sleep in the kernel; if the holder dies, even by
+//!   SIGKILL, the next locker takes over within milliseconds and is told so;
+//! - **consistent reads without the lock**: [`Segment::read_consistent`]
+//!   never blocks a writer and never returns a torn copy;
+//! - **change notification**: [`Segment::wait_for_change`] sleeps until any
+//!   process commits a write;
+//! - **a crash-safe lifetime**: an [`UntilLastClose`](Lifetime::UntilLastClose)
+//!   segment disappears when the last process holding it closes it or dies;
+//! - **secure defaults**: mode `0o600`, exclusive creation, and segments of
+//!   other users refused unless allowed.
+//!
+//! # Example
+//!
+//! The sample's two processes, as two handles in one:
+//!
+//! ```
+//! use shmbox::Segment;
+//!
+//! let name = format!("crate-doc-{}", std::process::id());
+//! let writer = Segment::open_or_create(&name, 1024)?;  // process A
+//! let reader = Segment::open_or_create(&name, 1024)?;  // process B
+//!
+//! let seen = reader.generation();
+//! writer.write(0, "你好, shared memory".as_bytes())?;
+//! reader.wait_for_change(seen, std::time::Duration::from_secs(1))?;
+//!
+//! let text = reader.read_consistent(0, 1024)?;
+//! assert!(text.data.starts_with("你好".as_bytes()));
+//! # Ok::<(), shmbox::Error>(())
+//! ```
+//!
+//! # Platforms
+//!
+//! Linux. Other platforms compile, and every call returns
+//! [`Error::Unsupported`].
+#![cfg_attr(not(loom), warn(missing_docs))]
+
+#[cfg(not(loom))]
+mod error;
+#[cfg(not(loom))]
+mod header;
+pub(crate) mod lock;
+#[cfg(not(loom))]
+mod name;
+pub(crate) mod notify;
+#[cfg(not(loom))]
+mod segment;
+pub(crate) mod seqlock;
+#[cfg(not(loom))]
+mod shared_bytes;
+pub(crate) mod sync;
+#[cfg(not(loom))]
+mod sys;
+
+#[cfg(not(loom))]
+pub use error::{Error, Result, WaitFor};
+#[cfg(not(loom))]
+pub use name::SegmentName;
+#[cfg(not(loom))]
+pub use segment::{
+    Copied, DEFAULT_INIT_TIMEOUT, DEFAULT_TIMEOUT, Lifetime, LockState, OwnerDied, Segment,
+    SegmentGuard, SegmentInfo, SegmentOptions, Snapshot, info, list, remove,
+};

@@ -1,0 +1,369 @@
+//! The cross-process lock, written once over the [`Parker`] interface.
+//!
+//! The lock is one 32-bit word in the segment header:
+//!
+//! ```text
+//! bits 0..=28  OWNER    lock id of the handle that holds it; 0 when free
+//! bit  29      HANDOFF  a waiter has waited too long: a freed lock is kept
+//!                       for a waiter that has already slept
+//! bit  30      (reserved, always 0)
+//! bit  31      WAITERS  some handle may be asleep in a futex wait on the word
+//! ```
+//!
+//! | word                    | state                                               |
+//! |-------------------------|-----------------------------------------------------|
+//! | `0`                     | free                                                |
+//! | `id`                    | held by `id`; nobody asleep                         |
+//! | `id│WAITERS`            | held; sleepers may exist, so unlock wakes one       |
+//! | `id│WAITERS│HANDOFF`    | held; a sleeper is starving, so unlock hands off    |
+//! | `WAITERS│HANDOFF`       | free, but reserved for a waiter that has slept      |
+//!
+//! | transition        | from → to                                                  |
+//! |-------------------|------------------------------------------------------------|
+//! | lock, fast path   | `0` → `id` (one CAS, no system call)                       |
+//! | lock, slow path   | free → `id`, with `WAITERS` kept (or set once we slept)    |
+//! | sleep             | held → held│`WAITERS` (│`HANDOFF` when starving), then wait |
+//! | unlock, fast path | `id` → `0` (one CAS, no system call)                       |
+//! | unlock, slow path | `id│WAITERS` → `0`; `…│HANDOFF` → `WAITERS│HANDOFF`; wake 1 |
+//! | recovery          | `dead│flags` → `id│flags`, once `dead` is proven dead      |
+//!
+//! A lock id belongs to one open handle, which proves it is alive by holding a
+//! kernel lock that the kernel drops when the process dies (see `sys`). So a
+//! dead holder is recognised without trusting pids, which the system reuses.
+//! Waiters sleep in the kernel and are woken by unlock; they also wake on a
+//! short, growing timer ([`FIRST_CHECK`] up to [`MAX_CHECK`]) to ask whether the
+//! holder is still alive, because nothing wakes a futex waiter when a process
+//! dies.
+
+use std::time::{Duration, Instant};
+
+use crate::sync::{AtomicU32, Ordering};
+
+/// Bits of the lock word that hold the owner's lock id.
+pub(crate) const OWNER_MASK: u32 = (1 << 29) - 1;
+/// A starving waiter asked for the lock to be handed to a waiter that slept.
+pub(crate) const HANDOFF: u32 = 1 << 29;
+/// Some handle may be asleep on the word.
+pub(crate) const WAITERS: u32 = 1 << 31;
+
+/// First interval after which a sleeping waiter checks that the holder lives.
+pub(crate) const FIRST_CHECK: Duration = Duration::from_millis(1);
+/// The longest such interval: a dead holder is noticed within about this long.
+pub(crate) const MAX_CHECK: Duration = Duration::from_millis(4);
+/// A waiter that has waited this long asks for a hand-off, so that no process
+/// starves while others barge in.
+pub(crate) const STARVATION: Duration = Duration::from_millis(2);
+
+/// What the lock, seqlock and notification algorithms need from the OS.
+pub(crate) trait Parker {
+    /// Sleeps while `word` holds `expected`, for at most `timeout` (forever if
+    /// `None`). May return early for any reason. Returns `true` only when the
+    /// timeout passed.
+    fn wait(&self, word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> bool;
+    /// Wakes one handle asleep on `word`.
+    fn wake_one(&self, word: &AtomicU32);
+    /// Wakes every handle asleep on `word`.
+    fn wake_all(&self, word: &AtomicU32);
+    /// Whether the handle that owns lock id `id` is still open. When the answer
+    /// cannot be known, this says `true`: a live holder must never lose its lock.
+    fn is_alive(&self, id: u32) -> bool;
+    /// The current time.
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+}
+
+/// How the lock was acquired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Acquired {
+    /// From a live holder, or free.
+    Clean,
+    /// Taken over from a holder that died while holding it.
+    OwnerDied,
+}
+
+/// Bounded spinning before sleeping, as in parking_lot's `SpinWait`.
+struct SpinWait(u32);
+
+impl SpinWait {
+    /// Spins a little longer each time; false once it is time to sleep.
+    fn spin(&mut self) -> bool {
+        if self.0 >= 10 {
+            return false;
+        }
+        self.0 += 1;
+        if self.0 <= 3 {
+            for _ in 0..(1 << self.0) {
+                crate::sync::spin_loop();
+            }
+        } else {
+            crate::sync::yield_now();
+        }
+        true
+    }
+}
+
+/// The fast path: one CAS from free to held.
+#[inline]
+pub(crate) fn try_lock_fast(word: &AtomicU32, me: u32) -> bool {
+    word.compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed)
+        .is_ok()
+}
+
+/// Takes the lock if that needs no waiting: it is free, or its holder is dead.
+pub(crate) fn try_lock(word: &AtomicU32, me: u32, parker: &impl Parker) -> Option<Acquired> {
+    debug_assert!(me != 0 && me & !OWNER_MASK == 0);
+    let mut w = word.load(Ordering::Relaxed);
+    loop {
+        let owner = w & OWNER_MASK;
+        let (new, how) = if owner == 0 {
+            // Free, or reserved for a sleeper; try_lock does not wait, so it
+            // takes a reserved lock too. WAITERS stays so sleepers are woken.
+            (me | (w & WAITERS), Acquired::Clean)
+        } else if owner != me && !parker.is_alive(owner) {
+            (me | (w & (WAITERS | HANDOFF)), Acquired::OwnerDied)
+        } else {
+            return None;
+        };
+        match word.compare_exchange(w, new, Ordering::Acquire, Ordering::Relaxed) {
+            Ok(_) => return Some(how),
+            Err(current) => w = current,
+        }
+    }
+}
+
+/// Takes the lock, waiting up to `timeout` (forever if `None`).
+/// Returns `None` on timeout.
+#[inline]
+pub(crate) fn lock(
+    word: &AtomicU32,
+    me: u32,
+    timeout: Option<Duration>,
+    parker: &impl Parker,
+) -> Option<Acquired> {
+    if try_lock_fast(word, me) {
+        return Some(Acquired::Clean);
+    }
+    lock_slow(word, me, timeout, parker)
+}
+
+#[cold]
+fn lock_slow(
+    word: &AtomicU32,
+    me: u32,
+    timeout: Option<Duration>,
+    parker: &impl Parker,
+) -> Option<Acquired> {
+    debug_assert!(me != 0 && me & !OWNER_MASK == 0);
+    let started = parker.now();
+    let deadline = timeout.and_then(|t| started.checked_add(t));
+    let mut spin = SpinWait(0);
+    let mut slept = false;
+    let mut check_owner = true;
+    let mut interval = FIRST_CHECK;
+    loop {
+        let w = word.load(Ordering::Relaxed);
+        let owner = w & OWNER_MASK;
+
+        // Free: take it, unless it is reserved for a waiter that slept and we
+        // have not. Once we slept, other sleepers may exist: keep WAITERS set.
+        if owner == 0 && (w & HANDOFF == 0 || slept) {
+            let waiters = if slept { WAITERS } else { w & WAITERS };
+            if word
+                .compare_exchange_weak(w, me | waiters, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                return Some(Acquired::Clean);
+            }
+            continue;
+        }
+
+        // Spin only while nobody sleeps: a sleeper would be woken first.
+        if w & WAITERS == 0 && spin.spin() {
+            continue;
+        }
+
+        if owner != 0 && owner != me && check_owner {
+            check_owner = false;
+            if !parker.is_alive(owner) {
+                let keep = (w & (WAITERS | HANDOFF)) | if slept { WAITERS } else { 0 };
+                if word
+                    .compare_exchange(w, me | keep, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return Some(Acquired::OwnerDied);
+                }
+                check_owner = true;
+                continue;
+            }
+        }
+
+        let now = parker.now();
+        let remaining = match deadline {
+            Some(d) if now >= d => return None,
+            Some(d) => Some(d - now),
+            None => None,
+        };
+        let mut sleeping = w | WAITERS;
+        if owner != 0 && now.duration_since(started) >= STARVATION {
+            sleeping |= HANDOFF;
+        }
+        if sleeping != w
+            && word
+                .compare_exchange_weak(w, sleeping, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            continue;
+        }
+        let slice = remaining.map_or(interval, |r| r.min(interval));
+        let timed_out = parker.wait(word, sleeping, Some(slice));
+        slept = true;
+        if timed_out {
+            // Nobody unlocked for a whole interval: ask again whether the
+            // holder lives, and wait longer before the next question.
+            check_owner = true;
+            interval = (interval * 2).min(MAX_CHECK);
+        }
+    }
+}
+
+/// Releases the lock held by `me`. Returns false, and changes nothing, if the
+/// lock is not held by `me` (it was taken over: see [`Parker::is_alive`]).
+#[inline]
+pub(crate) fn unlock(word: &AtomicU32, me: u32, parker: &impl Parker) -> bool {
+    if word
+        .compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed)
+        .is_ok()
+    {
+        return true;
+    }
+    unlock_slow(word, me, parker)
+}
+
+#[cold]
+fn unlock_slow(word: &AtomicU32, me: u32, parker: &impl Parker) -> bool {
+    let mut w = word.load(Ordering::Relaxed);
+    loop {
+        if w & OWNER_MASK != me {
+            return false;
+        }
+        let new = if w & HANDOFF != 0 {
+            HANDOFF | WAITERS
+        } else {
+            0
+        };
+        match word.compare_exchange_weak(w, new, Ordering::Release, Ordering::Relaxed) {
+            Ok(_) => break,
+            Err(current) => w = current,
+        }
+    }
+    if w & WAITERS != 0 {
+        parker.wake_one(word);
+    }
+    true
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+    use std::sync::{Arc, Mutex};
+
+    /// A parker for one process: futex waits become short sleeps, and the set
+    /// of live ids is explicit.
+    #[derive(Default)]
+    struct TestParker {
+        dead: Mutex<HashSet<u32>>,
+    }
+
+    impl Parker for TestParker {
+        fn wait(&self, word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> bool {
+            if word.load(Ordering::Relaxed) == expected {
+                std::thread::sleep(
+                    timeout
+                        .unwrap_or(Duration::from_millis(1))
+                        .min(Duration::from_micros(200)),
+                );
+            }
+            false
+        }
+        fn wake_one(&self, _: &AtomicU32) {}
+        fn wake_all(&self, _: &AtomicU32) {}
+        fn is_alive(&self, id: u32) -> bool {
+            !self.dead.lock().unwrap().contains(&id)
+        }
+    }
+
+    #[test]
+    fn uncontended_lock_and_unlock_leave_a_clean_word() {
+        let word = AtomicU32::new(0);
+        let p = TestParker::default();
+        assert_eq!(lock(&word, 7, None, &p), Some(Acquired::Clean));
+        assert_eq!(word.load(Ordering::Relaxed), 7);
+        assert!(unlock(&word, 7, &p));
+        assert_eq!(word.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn try_lock_fails_on_a_live_holder_and_takes_over_a_dead_one() {
+        let word = AtomicU32::new(5 | WAITERS);
+        let p = TestParker::default();
+        assert_eq!(try_lock(&word, 7, &p), None);
+        p.dead.lock().unwrap().insert(5);
+        assert_eq!(try_lock(&word, 7, &p), Some(Acquired::OwnerDied));
+        assert_eq!(word.load(Ordering::Relaxed), 7 | WAITERS);
+    }
+
+    #[test]
+    fn lock_times_out_on_a_live_holder() {
+        let word = AtomicU32::new(5);
+        let p = TestParker::default();
+        let started = Instant::now();
+        assert_eq!(lock(&word, 7, Some(Duration::from_millis(20)), &p), None);
+        assert!(started.elapsed() >= Duration::from_millis(20));
+        assert_eq!(word.load(Ordering::Relaxed) & OWNER_MASK, 5);
+    }
+
+    #[test]
+    fn unlock_by_a_non_owner_changes_nothing() {
+        let word = AtomicU32::new(5 | WAITERS);
+        let p = TestParker::default();
+        assert!(!unlock(&word, 7, &p));
+        assert_eq!(word.load(Ordering::Relaxed), 5 | WAITERS);
+    }
+
+    #[test]
+    fn unlock_hands_off_when_a_waiter_starves() {
+        let word = AtomicU32::new(5 | WAITERS | HANDOFF);
+        let p = TestParker::default();
+        assert!(unlock(&word, 5, &p));
+        assert_eq!(word.load(Ordering::Relaxed), WAITERS | HANDOFF);
+        // A newcomer that has not slept must not barge in on the fast path.
+        assert!(!try_lock_fast(&word, 9));
+    }
+
+    #[test]
+    fn threads_count_exactly() {
+        let word = Arc::new(AtomicU32::new(0));
+        let p = Arc::new(TestParker::default());
+        let counter = Arc::new(Mutex::new(0u64));
+        let threads: Vec<_> = (1..=4)
+            .map(|id| {
+                let (word, p, counter) = (word.clone(), p.clone(), counter.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..2000 {
+                        lock(&word, id, None, &*p).unwrap();
+                        // try_lock on the std mutex proves mutual exclusion.
+                        *counter.try_lock().expect("two holders at once") += 1;
+                        assert!(unlock(&word, id, &*p));
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(*counter.lock().unwrap(), 8000);
+        assert_eq!(word.load(Ordering::Relaxed) & OWNER_MASK, 0);
+    }
+}

@@ -1,0 +1,180 @@
+//! Validated segment names.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::{Error, Result};
+
+/// The name of a segment, checked to be usable on every platform.
+///
+/// A name is 1 to [`SegmentName::MAX_LEN`] bytes of UTF-8 and may not be `.` or
+/// `..` or contain `/`, `\` or NUL. Names are case-sensitive. Processes that
+/// open the same name share the same segment.
+///
+/// ```
+/// use shmbox::SegmentName;
+///
+/// let name = SegmentName::new("MYAPPSHAREDMEMORY")?;
+/// assert_eq!(name.as_str(), "MYAPPSHAREDMEMORY");
+/// assert!(SegmentName::new("a/b").is_err());
+/// # Ok::<(), shmbox::Error>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SegmentName(String);
+
+impl SegmentName {
+    /// The longest name, in bytes.
+    ///
+    /// Linux allows 255 bytes for a file name; the segment's file adds a
+    /// prefix, and the Windows backend adds `sync_` and a namespace. 200 bytes
+    /// leaves room for both.
+    pub const MAX_LEN: usize = 200;
+
+    /// Checks `name` and wraps it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidName`] says which rule the name breaks.
+    ///
+    /// ```
+    /// use shmbox::{Error, SegmentName};
+    ///
+    /// let err = SegmentName::new("..").unwrap_err();
+    /// assert!(matches!(err, Error::InvalidName { .. }));
+    /// assert_eq!(err.to_string(), r#"invalid segment name "..": "." and ".." are reserved"#);
+    /// ```
+    pub fn new(name: impl Into<String>) -> Result<SegmentName> {
+        let name = name.into();
+        let reason = if name.is_empty() {
+            Some("it is empty")
+        } else if name.len() > Self::MAX_LEN {
+            Some("it is longer than 200 bytes")
+        } else if name == "." || name == ".." {
+            Some("\".\" and \"..\" are reserved")
+        } else if name.contains('/') {
+            Some("it contains '/'")
+        } else if name.contains('\\') {
+            Some("it contains '\\'")
+        } else if name.contains('\0') {
+            Some("it contains a NUL byte")
+        } else {
+            None
+        };
+        match reason {
+            Some(reason) => Err(Error::InvalidName { name, reason }),
+            None => Ok(SegmentName(name)),
+        }
+    }
+
+    /// The name as a string.
+    ///
+    /// ```
+    /// let name = shmbox::SegmentName::new("orders")?;
+    /// assert_eq!(name.as_str(), "orders");
+    /// # Ok::<(), shmbox::Error>(())
+    /// ```
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SegmentName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for SegmentName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for SegmentName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for SegmentName {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<SegmentName> {
+        SegmentName::new(s)
+    }
+}
+
+impl TryFrom<&str> for SegmentName {
+    type Error = Error;
+
+    fn try_from(s: &str) -> Result<SegmentName> {
+        SegmentName::new(s)
+    }
+}
+
+impl TryFrom<String> for SegmentName {
+    type Error = Error;
+
+    fn try_from(s: String) -> Result<SegmentName> {
+        SegmentName::new(s)
+    }
+}
+
+impl TryFrom<&String> for SegmentName {
+    type Error = Error;
+
+    fn try_from(s: &String) -> Result<SegmentName> {
+        SegmentName::new(s.as_str())
+    }
+}
+
+impl TryFrom<&SegmentName> for SegmentName {
+    type Error = Error;
+
+    fn try_from(s: &SegmentName) -> Result<SegmentName> {
+        Ok(s.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(name: &str) -> &'static str {
+        match SegmentName::new(name) {
+            Err(Error::InvalidName { reason, .. }) => reason,
+            other => panic!("{name:?} was accepted: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn refuses_each_bad_form() {
+        assert_eq!(reason(""), "it is empty");
+        assert_eq!(reason(&"x".repeat(201)), "it is longer than 200 bytes");
+        assert_eq!(reason("."), "\".\" and \"..\" are reserved");
+        assert_eq!(reason(".."), "\".\" and \"..\" are reserved");
+        assert_eq!(reason("a/b"), "it contains '/'");
+        assert_eq!(reason("Global\\x"), "it contains '\\'");
+        assert_eq!(reason("a\0b"), "it contains a NUL byte");
+    }
+
+    #[test]
+    fn accepts_ordinary_names() {
+        for ok in [
+            "MYAPPSHAREDMEMORY",
+            ".hidden",
+            "a.b",
+            "共享内存",
+            &"y".repeat(200),
+        ] {
+            assert_eq!(SegmentName::new(ok).unwrap().as_str(), ok);
+        }
+    }
+
+    #[test]
+    fn long_multibyte_names_count_bytes() {
+        // 67 three-byte characters are 201 bytes.
+        assert_eq!(reason(&"内".repeat(67)), "it is longer than 200 bytes");
+        assert!(SegmentName::new("内".repeat(66)).is_ok());
+    }
+}

@@ -1,0 +1,81 @@
+//! Fallback backend for platforms without one yet: everything compiles, and
+//! every entry point returns [`Error::Unsupported`].
+
+use std::time::Duration;
+
+use super::{Inspected, OpenSpec};
+use crate::header::Header;
+use crate::sync::AtomicU32;
+use crate::{Error, Lifetime, Result, SegmentName};
+
+const UNSUPPORTED: Error = Error::Unsupported {
+    what: "shmbox has no backend for this platform yet",
+};
+
+/// Cannot exist on this platform.
+#[derive(Debug)]
+pub(crate) enum Mapping {}
+
+impl Mapping {
+    pub(crate) fn header(&self) -> &Header {
+        match *self {}
+    }
+    pub(crate) fn data_ptr(&self) -> *mut u8 {
+        match *self {}
+    }
+    pub(crate) fn capacity(&self) -> usize {
+        match *self {}
+    }
+    pub(crate) fn lifetime(&self) -> Lifetime {
+        match *self {}
+    }
+    pub(crate) fn lock_id(&self) -> u32 {
+        match *self {}
+    }
+    pub(crate) fn is_alive(&self, _id: u32) -> bool {
+        match *self {}
+    }
+    pub(crate) fn owner_and_mode(&self) -> (u32, u32) {
+        match *self {}
+    }
+}
+
+pub(crate) fn open(_: &SegmentName, _: &OpenSpec) -> Result<Mapping> {
+    Err(UNSUPPORTED)
+}
+
+pub(crate) fn create(_: &SegmentName, _: usize, _: &OpenSpec) -> Result<Mapping> {
+    Err(UNSUPPORTED)
+}
+
+pub(crate) fn remove(_: &SegmentName) -> Result<()> {
+    Err(UNSUPPORTED)
+}
+
+pub(crate) fn inspect(_: &SegmentName) -> Result<Inspected> {
+    Err(UNSUPPORTED)
+}
+
+pub(crate) fn list() -> Result<Vec<(SegmentName, Inspected)>> {
+    Err(UNSUPPORTED)
+}
+
+pub(crate) fn futex_wait(_: &AtomicU32, _: u32, _: Option<Duration>) -> bool {
+    false
+}
+
+pub(crate) fn futex_wake(_: &AtomicU32, _: u32) {}
+
+pub(crate) fn current_pid() -> u32 {
+    std::process::id()
+}
+
+pub(crate) fn current_euid() -> u32 {
+    0
+}
+
+pub(crate) fn now_unix_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
