@@ -51,7 +51,8 @@ pub(crate) struct Header {
     pub(crate) lock_word: AtomicU32,
     pub(crate) lock_owner_pid: AtomicU32,
     pub(crate) owner_deaths: AtomicU32,
-    _reserved1: [AtomicU8; 52],
+    pub(crate) handoff_at_ms: AtomicU32,
+    _reserved1: [AtomicU8; 48],
 
     // Line 2: the seqlock and change notification (see `seqlock.rs`, `notify.rs`).
     pub(crate) seq: AtomicU64,
@@ -78,6 +79,7 @@ const _: () = {
     assert!(offset_of!(Header, lock_word) == 64);
     assert!(offset_of!(Header, lock_owner_pid) == 68);
     assert!(offset_of!(Header, owner_deaths) == 72);
+    assert!(offset_of!(Header, handoff_at_ms) == 76);
     assert!(offset_of!(Header, seq) == 128);
     assert!(offset_of!(Header, notify_word) == 136);
     assert!(offset_of!(Header, last_writer_pid) == 140);

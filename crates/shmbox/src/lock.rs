@@ -24,8 +24,15 @@
 //! | lock, slow path   | free → `id`, with `WAITERS` kept (or set once we slept)    |
 //! | sleep             | held → held│`WAITERS` (│`HANDOFF` when starving), then wait |
 //! | unlock, fast path | `id` → `0` (one CAS, no system call)                       |
-//! | unlock, slow path | `id│WAITERS` → `0`; `…│HANDOFF` → `WAITERS│HANDOFF`; wake 1 |
+//! | unlock, slow path | `id│WAITERS` → `0`, wake one                               |
+//! | hand-off          | `id│WAITERS│HANDOFF` → `WAITERS│HANDOFF`, wake one         |
 //! | recovery          | `dead│flags` → `id│flags`, once `dead` is proven dead      |
+//!
+//! Hand-offs are what keep a process from starving while others barge in,
+//! but each costs a wake-up on the waiter's side, so they are rationed: at
+//! most one per [`HANDOFF_INTERVAL_MS`] for the whole segment, timed by a
+//! second header word (`handoff_at_ms`, on the system's monotonic clock).
+//! This is parking_lot's "eventual fairness", made to work across processes.
 //!
 //! A lock id belongs to one open handle, which proves it is alive by holding a
 //! kernel lock that the kernel drops when the process dies (see `sys`). So a
@@ -53,6 +60,8 @@ pub(crate) const MAX_CHECK: Duration = Duration::from_millis(4);
 /// A waiter that has waited this long asks for a hand-off, so that no process
 /// starves while others barge in.
 pub(crate) const STARVATION: Duration = Duration::from_millis(2);
+/// At most one hand-off per this many milliseconds, segment-wide.
+pub(crate) const HANDOFF_INTERVAL_MS: u32 = 1;
 
 /// What the lock, seqlock and notification algorithms need from the OS.
 pub(crate) trait Parker {
@@ -71,6 +80,9 @@ pub(crate) trait Parker {
     fn now(&self) -> Instant {
         Instant::now()
     }
+    /// Milliseconds on a clock that every process of the machine shares
+    /// (wrapping). It may be coarse.
+    fn shared_clock_ms(&self) -> u32;
 }
 
 /// How the lock was acquired.
@@ -227,33 +239,52 @@ fn lock_slow(
     }
 }
 
-/// Releases the lock held by `me`. Returns false, and changes nothing, if the
-/// lock is not held by `me` (it was taken over: see [`Parker::is_alive`]).
+/// Releases the lock held by `me`. `handoff_at` is the segment's hand-off
+/// ration word. Returns false, and changes nothing, if the lock is not held
+/// by `me` (it was taken over: see [`Parker::is_alive`]).
 #[inline]
-pub(crate) fn unlock(word: &AtomicU32, me: u32, parker: &impl Parker) -> bool {
+pub(crate) fn unlock(
+    word: &AtomicU32,
+    handoff_at: &AtomicU32,
+    me: u32,
+    parker: &impl Parker,
+) -> bool {
     if word
         .compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed)
         .is_ok()
     {
         return true;
     }
-    unlock_slow(word, me, parker)
+    unlock_slow(word, handoff_at, me, parker)
 }
 
 #[cold]
-fn unlock_slow(word: &AtomicU32, me: u32, parker: &impl Parker) -> bool {
+fn unlock_slow(word: &AtomicU32, handoff_at: &AtomicU32, me: u32, parker: &impl Parker) -> bool {
     let mut w = word.load(Ordering::Relaxed);
+    // Decided once: whether a hand-off is due, if a waiter asks for one.
+    let mut now_if_due: Option<Option<u32>> = None;
     loop {
         if w & OWNER_MASK != me {
             return false;
         }
-        let new = if w & HANDOFF != 0 {
-            HANDOFF | WAITERS
-        } else {
-            0
-        };
+        let due = w & HANDOFF != 0
+            && now_if_due
+                .get_or_insert_with(|| {
+                    let now = parker.shared_clock_ms();
+                    let at = handoff_at.load(Ordering::Relaxed);
+                    (now.wrapping_sub(at) as i32 >= 0).then_some(now)
+                })
+                .is_some();
+        // Without a hand-off the lock is simply freed, and HANDOFF dropped:
+        // a still-starving waiter sets it again before it next sleeps.
+        let new = if due { HANDOFF | WAITERS } else { 0 };
         match word.compare_exchange_weak(w, new, Ordering::Release, Ordering::Relaxed) {
-            Ok(_) => break,
+            Ok(_) => {
+                if let (true, Some(Some(now))) = (due, now_if_due) {
+                    handoff_at.store(now.wrapping_add(HANDOFF_INTERVAL_MS), Ordering::Relaxed);
+                }
+                break;
+            }
             Err(current) => w = current,
         }
     }
@@ -274,6 +305,7 @@ mod tests {
     #[derive(Default)]
     struct TestParker {
         dead: Mutex<HashSet<u32>>,
+        clock_ms: AtomicU32,
     }
 
     impl Parker for TestParker {
@@ -292,6 +324,9 @@ mod tests {
         fn is_alive(&self, id: u32) -> bool {
             !self.dead.lock().unwrap().contains(&id)
         }
+        fn shared_clock_ms(&self) -> u32 {
+            self.clock_ms.load(Ordering::Relaxed)
+        }
     }
 
     #[test]
@@ -300,7 +335,7 @@ mod tests {
         let p = TestParker::default();
         assert_eq!(lock(&word, 7, None, &p), Some(Acquired::Clean));
         assert_eq!(word.load(Ordering::Relaxed), 7);
-        assert!(unlock(&word, 7, &p));
+        assert!(unlock(&word, &AtomicU32::new(0), 7, &p));
         assert_eq!(word.load(Ordering::Relaxed), 0);
     }
 
@@ -328,18 +363,41 @@ mod tests {
     fn unlock_by_a_non_owner_changes_nothing() {
         let word = AtomicU32::new(5 | WAITERS);
         let p = TestParker::default();
-        assert!(!unlock(&word, 7, &p));
+        assert!(!unlock(&word, &AtomicU32::new(0), 7, &p));
         assert_eq!(word.load(Ordering::Relaxed), 5 | WAITERS);
     }
 
     #[test]
-    fn unlock_hands_off_when_a_waiter_starves() {
+    fn unlock_hands_off_when_a_waiter_starves_at_most_once_per_interval() {
         let word = AtomicU32::new(5 | WAITERS | HANDOFF);
+        let handoff_at = AtomicU32::new(0);
         let p = TestParker::default();
-        assert!(unlock(&word, 5, &p));
+        p.clock_ms.store(100, Ordering::Relaxed);
+        assert!(unlock(&word, &handoff_at, 5, &p));
         assert_eq!(word.load(Ordering::Relaxed), WAITERS | HANDOFF);
+        assert_eq!(
+            handoff_at.load(Ordering::Relaxed),
+            100 + HANDOFF_INTERVAL_MS
+        );
         // A newcomer that has not slept must not barge in on the fast path.
         assert!(!try_lock_fast(&word, 9));
+
+        // Within the interval the next request only frees the lock.
+        word.store(6 | WAITERS | HANDOFF, Ordering::Relaxed);
+        assert!(unlock(&word, &handoff_at, 6, &p));
+        assert_eq!(word.load(Ordering::Relaxed), 0);
+
+        // After it, a hand-off again; the clock may wrap.
+        p.clock_ms
+            .store(100 + HANDOFF_INTERVAL_MS, Ordering::Relaxed);
+        word.store(6 | WAITERS | HANDOFF, Ordering::Relaxed);
+        assert!(unlock(&word, &handoff_at, 6, &p));
+        assert_eq!(word.load(Ordering::Relaxed), WAITERS | HANDOFF);
+        handoff_at.store(u32::MAX, Ordering::Relaxed);
+        p.clock_ms.store(3, Ordering::Relaxed);
+        word.store(6 | WAITERS | HANDOFF, Ordering::Relaxed);
+        assert!(unlock(&word, &handoff_at, 6, &p));
+        assert_eq!(word.load(Ordering::Relaxed), WAITERS | HANDOFF);
     }
 
     #[test]
@@ -355,7 +413,7 @@ mod tests {
                         lock(&word, id, None, &*p).unwrap();
                         // try_lock on the std mutex proves mutual exclusion.
                         *counter.try_lock().expect("two holders at once") += 1;
-                        assert!(unlock(&word, id, &*p));
+                        assert!(unlock(&word, &AtomicU32::new(0), id, &*p));
                     }
                 })
             })

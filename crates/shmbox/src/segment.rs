@@ -377,10 +377,15 @@ impl Parker for Os<'_> {
         sys::futex_wake(word, 1);
     }
     fn wake_all(&self, word: &AtomicU32) {
-        sys::futex_wake(word, u32::MAX);
+        // The kernel reads the count as a signed int: u32::MAX would be -1,
+        // which wakes only one.
+        sys::futex_wake(word, i32::MAX as u32);
     }
     fn is_alive(&self, id: u32) -> bool {
         self.0.is_alive(id)
+    }
+    fn shared_clock_ms(&self) -> u32 {
+        sys::monotonic_ms()
     }
 }
 
@@ -1146,8 +1151,10 @@ impl Drop for SegmentGuard<'_> {
             }
         }
         let segment = self.segment;
+        let h = segment.header();
         let released = lock::unlock(
-            &segment.header().lock_word,
+            &h.lock_word,
+            &h.handoff_at_ms,
             segment.mapping.lock_id(),
             &segment.parker(),
         );

@@ -180,6 +180,11 @@ fn open_file(name: &SegmentName, path: &CStr, access: OFlags) -> Result<OwnedFd>
             name: name.to_string(),
             reason: "its file is a symbolic link, which shmbox never follows".into(),
         },
+        // A directory, or a socket or device without a driver.
+        Errno::ISDIR | Errno::NXIO => Error::Corrupt {
+            name: name.to_string(),
+            reason: "its file is not a regular file".into(),
+        },
         e => io_error(name, "opening the segment", e),
     })
 }
@@ -705,6 +710,14 @@ pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Durati
 /// Wakes up to `count` handles asleep on `word`.
 pub(crate) fn futex_wake(word: &AtomicU32, count: u32) {
     let _ = futex::wake(word.as_std(), futex::Flags::empty(), count);
+}
+
+/// Milliseconds on the system-wide monotonic clock, wrapping; coarse.
+pub(crate) fn monotonic_ms() -> u32 {
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
+    (ts.tv_sec as u64)
+        .wrapping_mul(1000)
+        .wrapping_add(ts.tv_nsec as u64 / 1_000_000) as u32
 }
 
 pub(crate) fn current_pid() -> u32 {

@@ -66,6 +66,10 @@ pub(crate) fn futex_wait(_: &AtomicU32, _: u32, _: Option<Duration>) -> bool {
 
 pub(crate) fn futex_wake(_: &AtomicU32, _: u32) {}
 
+pub(crate) fn monotonic_ms() -> u32 {
+    0
+}
+
 pub(crate) fn current_pid() -> u32 {
     std::process::id()
 }
