@@ -44,6 +44,8 @@
 //! Linux. Other platforms compile, and every call returns
 //! [`Error::Unsupported`].
 #![cfg_attr(not(loom), warn(missing_docs))]
+// Under loom only the algorithms are built, for their model-checking tests.
+#![cfg_attr(loom, allow(dead_code))]
 
 #[cfg(not(loom))]
 mod error;
@@ -61,6 +63,11 @@ mod shared_bytes;
 pub(crate) mod sync;
 #[cfg(not(loom))]
 mod sys;
+
+/// The README's examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeExamples;
 
 #[cfg(not(loom))]
 pub use error::{Error, Result, WaitFor};

@@ -7,26 +7,25 @@
 //! ```
 //!
 //! A waiter sets WAITERS, then re-reads the sequence word, and sleeps only if
-//! it is unchanged. A writer stores its new sequence value, then looks at the
-//! notify word, and makes the wake-up system call only if WAITERS is set. Both
-//! sides put a sequentially consistent fence between their store and their
-//! load, so at least one of them sees the other: no wake-up is lost, and a
-//! writer with nobody waiting makes no system call.
+//! it is unchanged. A writer commits its new sequence value, then looks at the
+//! notify word, and makes the wake-up system call only if WAITERS is set. All
+//! four accesses are sequentially consistent (the two writes are
+//! read-modify-writes), so at least one side sees the other's write: no
+//! wake-up is lost, and a writer with nobody waiting makes no system call.
 
 use std::time::Duration;
 
 use crate::lock::Parker;
-use crate::sync::{AtomicU32, AtomicU64, Ordering, fence};
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
 
 /// Bit 0 of the notify word.
 pub(crate) const NOTIFY_WAITERS: u32 = 1;
 
 /// Wakes every handle waiting for a change. Called by the lock holder right
-/// after it stored a new, even sequence value.
+/// after it committed a new, even sequence value (`seqlock::end_write`).
 #[inline]
 pub(crate) fn publish(word: &AtomicU32, parker: &impl Parker) {
-    fence(Ordering::SeqCst);
-    if word.load(Ordering::Relaxed) & NOTIFY_WAITERS != 0 {
+    if word.load(Ordering::SeqCst) & NOTIFY_WAITERS != 0 {
         wake_waiters(word, parker);
     }
 }
@@ -49,9 +48,8 @@ pub(crate) fn sleep_while_unchanged(
     timeout: Option<Duration>,
     parker: &impl Parker,
 ) -> bool {
-    let expected = word.fetch_or(NOTIFY_WAITERS, Ordering::Relaxed) | NOTIFY_WAITERS;
-    fence(Ordering::SeqCst);
-    if seq.load(Ordering::Relaxed) != seen {
+    let expected = word.fetch_or(NOTIFY_WAITERS, Ordering::SeqCst) | NOTIFY_WAITERS;
+    if seq.load(Ordering::SeqCst) != seen {
         return false;
     }
     parker.wait(word, expected, timeout)

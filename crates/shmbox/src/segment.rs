@@ -45,6 +45,11 @@ pub enum Lifetime {
     /// The segment disappears when the last process that has it open closes
     /// it or dies, as a Win32 file mapping does. Crash-safe: the kernel, not a
     /// counter in the segment, tracks who holds it. The default.
+    ///
+    /// For the case where every holder dies, creating such a segment starts
+    /// a small reaper process (named `shmbox-reaper`), forked from the
+    /// creator. It keeps none of the creator's memory or descriptors, and
+    /// exits as soon as the segment is gone.
     #[default]
     UntilLastClose,
     /// The segment stays until [`remove`] removes it (or the machine restarts).
@@ -327,8 +332,9 @@ fn check_size(size: usize) -> Result<()> {
 /// - [`wait_for_change`](Segment::wait_for_change) sleeps until a writer commits.
 ///
 /// A `Segment` is `Send` and `Sync`; share it between threads with `&` or
-/// `Arc`. It must not be used in a child created by `fork` (open it again
-/// there): the child would share this handle's identity.
+/// `Arc`. A child created by `fork` does not inherit its memory (open the
+/// segment again there); a child that keeps running without `exec` does
+/// inherit its descriptor, and with it keeps this handle counted as alive.
 ///
 /// ```
 /// use shmbox::Segment;
@@ -591,6 +597,9 @@ impl Segment {
     /// ```
     pub fn read_into(&self, offset: usize, buf: &mut [u8]) -> Result<usize> {
         let n = self.clamp(offset, buf.len())?;
+        if n == 0 {
+            return Ok(0);
+        }
         let guard = self.lock()?;
         if !guard.is_consistent() {
             return Err(self.inconsistent());
@@ -611,7 +620,9 @@ impl Segment {
     ///
     /// The copy never mixes two writes: it is retried until no write
     /// overlapped it. It never delays writers. It waits (up to
-    /// [`timeout`](Segment::timeout)) only while a write is in progress.
+    /// [`timeout`](Segment::timeout)) only while a write is in progress,
+    /// which includes a write this thread began through a [`SegmentGuard`]
+    /// it still holds: read through the guard instead.
     ///
     /// # Errors
     ///

@@ -39,10 +39,16 @@ pub(crate) fn begin_write(seq: &AtomicU64) -> u64 {
 }
 
 /// Commits a write begun at `odd`. Returns the new generation.
+///
+/// A sequentially consistent read-modify-write rather than a release store:
+/// change notification (see `notify.rs`) needs the commit ordered before the
+/// writer's next load of the notify word, and on x86 a locked add does that
+/// for less than a store followed by a full fence.
 #[inline]
 pub(crate) fn end_write(seq: &AtomicU64, odd: u64) -> u64 {
     debug_assert!(odd & 1 == 1);
-    seq.store(odd + 1, Ordering::Release);
+    let before = seq.fetch_add(1, Ordering::SeqCst);
+    debug_assert_eq!(before, odd, "only the lock holder writes seq");
     (odd + 1) >> 1
 }
 

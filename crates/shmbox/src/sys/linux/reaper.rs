@@ -129,6 +129,7 @@ unsafe fn reap(job: &Job) -> ! {
         },
     );
     let _ = rustix::thread::set_name(c"shmbox-reaper");
+    rename_command_line();
     // SAFETY: `job.fd` was opened by `spawn` before the fork, so this process
     // has it open, and nothing closes it before the process exits.
     let fd = unsafe { BorrowedFd::borrow_raw(job.fd) };
@@ -180,6 +181,62 @@ fn reset_signals() {
     let empty: libc::sigset_t = unsafe { std::mem::zeroed() };
     // SAFETY: a valid set and no old-set pointer.
     unsafe { libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) };
+}
+
+/// Overwrites this process's copy of its parent's command line with
+/// `shmbox-reaper`, so that `ps` names it and `pkill -f PARENT` does not kill
+/// it along with its parent (which would leave the segment to be removed by
+/// its next opener instead).
+fn rename_command_line() {
+    let Some((start, end)) = argument_area() else {
+        return;
+    };
+    let name = b"shmbox-reaper";
+    if end <= start || end - start < name.len() {
+        return;
+    }
+    // SAFETY: the kernel reports `start..end` as this process's argument
+    // area: bytes of the main thread's stack, which fork copied into this
+    // process and which nothing else here reads. Writing them changes only
+    // what /proc/PID/cmdline shows.
+    unsafe {
+        std::ptr::write_bytes(start as *mut u8, 0, end - start);
+        std::ptr::copy_nonoverlapping(name.as_ptr(), start as *mut u8, name.len());
+    }
+}
+
+/// `arg_start` and `arg_end` from /proc/self/stat (fields 48 and 49).
+fn argument_area() -> Option<(usize, usize)> {
+    let stat = fs::open(
+        c"/proc/self/stat",
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let mut buf = [0u8; 1024];
+    let mut len = 0;
+    while len < buf.len() {
+        match rustix::io::read(&stat, &mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(Errno::INTR) => {}
+            Err(_) => return None,
+        }
+    }
+    let text = buf.get(..len)?;
+    // The command name (field 2) may hold spaces and parentheses: count the
+    // fields from the last ')'. Field 3 comes right after it.
+    let after_name = text.iter().rposition(|&b| b == b')')? + 1;
+    let mut fields = text
+        .get(after_name..)?
+        .split(|&b| b == b' ')
+        .filter(|f| !f.is_empty());
+    let arg_start = parse_number(fields.nth(48 - 3)?, 10)?;
+    let arg_end = parse_number(fields.next()?, 10)?;
+    Some((
+        usize::try_from(arg_start).ok()?,
+        usize::try_from(arg_end).ok()?,
+    ))
 }
 
 /// Closes every descriptor but `keep`.
@@ -338,6 +395,14 @@ mod tests {
         assert!(shm.writable && shm.shared && shm.inode == 2);
         assert!(parse_maps_line(b"garbage").is_none());
         assert!(parse_maps_line(b"").is_none());
+    }
+
+    #[test]
+    fn finds_this_process_argument_area() {
+        let (start, end) = argument_area().unwrap();
+        assert!(start < end);
+        let cmdline = std::fs::read("/proc/self/cmdline").unwrap();
+        assert_eq!(end - start, cmdline.len());
     }
 
     #[test]
