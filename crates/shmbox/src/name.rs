@@ -25,6 +25,12 @@ pub struct SegmentName(String);
 impl SegmentName {
     /// The longest name, in bytes.
     ///
+    /// ```
+    /// use shmbox::SegmentName;
+    /// assert!(SegmentName::new("n".repeat(SegmentName::MAX_LEN)).is_ok());
+    /// assert!(SegmentName::new("n".repeat(SegmentName::MAX_LEN + 1)).is_err());
+    /// ```
+    ///
     /// Linux allows 255 bytes for a file name; the segment's file adds a
     /// prefix, and the Windows backend adds `sync_` and a namespace. 200 bytes
     /// leaves room for both.

@@ -23,9 +23,17 @@ use crate::{Error, Result, SegmentName, notify, seqlock};
 
 /// How long `read`, `write` and `lock` wait for the lock by default: five
 /// seconds, as in the original FoxPro sample.
+///
+/// ```
+/// assert_eq!(shmbox::DEFAULT_TIMEOUT, std::time::Duration::from_secs(5));
+/// ```
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long opening waits for a segment's creator to finish initialising it.
+///
+/// ```
+/// assert_eq!(shmbox::DEFAULT_INIT_TIMEOUT, std::time::Duration::from_secs(1));
+/// ```
 pub const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// When a segment ceases to exist. Chosen at creation, stored in the header.
@@ -859,6 +867,15 @@ impl Segment {
 }
 
 /// A copy made by [`Segment::read_consistent`].
+///
+/// ```
+/// # let name = format!("doc-snapshot-{}", std::process::id());
+/// let seg = shmbox::Segment::open_or_create(&name, 4)?;
+/// seg.write(0, b"abcd")?;
+/// let shmbox::Snapshot { data, generation } = seg.read_consistent(1, 2)?;
+/// assert_eq!((data.as_slice(), generation), (&b"bc"[..], 1));
+/// # Ok::<(), shmbox::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
     /// The bytes.
@@ -868,6 +885,15 @@ pub struct Snapshot {
 }
 
 /// What [`Segment::read_consistent_into`] copied.
+///
+/// ```
+/// # let name = format!("doc-copied-{}", std::process::id());
+/// let seg = shmbox::Segment::open_or_create(&name, 4)?;
+/// let mut buf = [0u8; 10];
+/// let copied = seg.read_consistent_into(0, &mut buf)?;
+/// assert_eq!((copied.len, copied.generation), (4, 0)); // clamped to the size
+/// # Ok::<(), shmbox::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Copied {
     /// How many bytes were copied.
@@ -1174,6 +1200,17 @@ impl Drop for SegmentGuard<'_> {
 }
 
 /// The state of a segment's lock, as [`info`] saw it.
+///
+/// ```
+/// use shmbox::LockState;
+/// # let name = format!("doc-lockstate-{}", std::process::id());
+/// let seg = shmbox::Segment::open_or_create(&name, 8)?;
+/// assert_eq!(shmbox::info(&name)?.lock, LockState::Free);
+/// let guard = seg.lock()?;
+/// assert!(matches!(shmbox::info(&name)?.lock, LockState::Held { .. }));
+/// # drop(guard);
+/// # Ok::<(), shmbox::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LockState {
     /// Nobody holds it.

@@ -30,6 +30,10 @@ fn main() {
     let tests: &[(&str, fn())] = &[
         ("two_processes_exchange_text", two_processes_exchange_text),
         (
+            "uncontended_operations_make_no_system_call",
+            uncontended_operations_make_no_system_call,
+        ),
+        (
             "four_processes_count_exactly_and_all_progress",
             four_processes_count_exactly_and_all_progress,
         ),
@@ -178,6 +182,7 @@ fn run_role(role: &str, args: &[String]) {
             Err(e) => println!("err {e}"),
         },
         "write-records" => write_records_role(arg(0)),
+        "no-syscalls" => no_syscalls_role(arg(0)),
         "wait-change" => {
             let seg = Segment::open(arg(0)).unwrap();
             let since = seg.generation();
@@ -260,6 +265,68 @@ fn contend_role(name: &str, millis: u64, slot: usize) {
     println!("done {count} {}", worst_wait.as_micros());
 }
 
+/// Runs the uncontended fast paths under a seccomp filter that kills the
+/// process on any system call but `write` and `exit`.
+fn no_syscalls_role(name: &str) {
+    let seg = Segment::open(name).unwrap();
+    let payload = [7u8; 64];
+    let mut out = [0u8; 64];
+    seg.write(0, &payload).unwrap(); // first touch of the pages, outside the filter
+    let before = seg.generation();
+    forbid_system_calls();
+    for _ in 0..10_000 {
+        assert_eq!(seg.write(0, &payload).unwrap(), 64);
+        let mut guard = seg.lock().unwrap();
+        guard.write(64, &payload).unwrap();
+        drop(guard);
+        assert!(seg.try_lock().unwrap().is_some());
+        seg.read_consistent_into(0, &mut out).unwrap();
+        seg.read_into(0, &mut out).unwrap();
+        seg.wait_for_change(before, Duration::from_secs(1)).unwrap();
+    }
+    let ok = b"ok\n";
+    // SAFETY: write and _exit are the system calls the filter allows.
+    unsafe {
+        libc::write(1, ok.as_ptr().cast(), ok.len());
+        libc::_exit(0);
+    }
+}
+
+fn forbid_system_calls() {
+    let stmt = |code: u32, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let jump_if = |k: i64, jt: u8| libc::sock_filter {
+        code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+        jt,
+        jf: 0,
+        k: k as u32,
+    };
+    let mut filter = [
+        stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0), // the system call number
+        jump_if(libc::SYS_write, 3),
+        jump_if(libc::SYS_exit_group, 2),
+        jump_if(libc::SYS_exit, 1),
+        stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_KILL_PROCESS),
+        stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW),
+    ];
+    let program = libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_mut_ptr(),
+    };
+    // SAFETY: prctl with a valid filter program that outlives the call.
+    unsafe {
+        assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+        assert_eq!(
+            libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &program),
+            0
+        );
+    }
+}
+
 /// A 64-byte record: seven copies of a counter and a checksum of them.
 fn record(v: u64) -> [u8; 64] {
     let mut r = [0u8; 64];
@@ -309,6 +376,16 @@ fn two_processes_exchange_text() {
     let mut reader = Helper::spawn("read", &[&name]);
     reader.expect("hello from the parent");
     reader.finish(10 * SECOND);
+}
+
+/// Uncontended lock, unlock, writes (with nobody waiting for changes) and
+/// reads make no system call at all: a process that tries is killed.
+fn uncontended_operations_make_no_system_call() {
+    let name = unique_name("no-syscalls");
+    let _seg = Segment::create(&name, 256).unwrap();
+    let mut helper = Helper::spawn("no-syscalls", &[&name]);
+    helper.expect("ok");
+    helper.finish(10 * SECOND);
 }
 
 fn four_processes_count_exactly_and_all_progress() {
