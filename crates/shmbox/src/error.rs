@@ -22,7 +22,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 ///
 /// ```
 /// use shmbox::WaitFor;
-/// assert_eq!(WaitFor::Lock.to_string(), "the segment's lock");
+/// assert_eq!(WaitFor::Lock.to_string(), "the lock");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -38,8 +38,8 @@ pub enum WaitFor {
 impl fmt::Display for WaitFor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            WaitFor::Lock => "the segment's lock",
-            WaitFor::Change => "a change to the segment",
+            WaitFor::Lock => "the lock",
+            WaitFor::Change => "a change",
             WaitFor::ConsistentRead => "a write in progress to finish",
         })
     }
@@ -127,7 +127,7 @@ pub enum Error {
     },
 
     /// A wait ran out of time.
-    #[error("timed out after {timeout:?} waiting for {waiting_for} of segment {name:?}")]
+    #[error("{}", timeout_message(name, *waiting_for, *timeout))]
     Timeout {
         /// The segment's name.
         name: String,
@@ -251,6 +251,15 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+}
+
+fn timeout_message(name: &str, waiting_for: WaitFor, timeout: Duration) -> String {
+    let hint = match waiting_for {
+        WaitFor::Lock => "another process holds it (try again, or wait longer)",
+        WaitFor::Change => "no process committed a write meanwhile",
+        WaitFor::ConsistentRead => "a live writer kept it busy (try again, or wait longer)",
+    };
+    format!("timed out after {timeout:?} waiting for {waiting_for} of segment {name:?}: {hint}")
 }
 
 impl Error {

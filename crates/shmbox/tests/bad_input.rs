@@ -238,12 +238,47 @@ fn lock_timeout() {
     );
     assert_eq!(
         e.to_string(),
-        format!("timed out after 50ms waiting for the segment's lock of segment {name:?}")
+        format!(
+            "timed out after 50ms waiting for the lock of segment {name:?}: \
+             another process holds it (try again, or wait longer)"
+        )
     );
     assert!(matches!(other.read(0, 1), Err(Error::Timeout { .. })));
     assert!(matches!(other.try_lock(), Ok(None)));
     drop(held);
     assert_eq!(other.write(0, b"x").unwrap(), 1);
+}
+
+#[test]
+fn consistent_read_times_out_while_a_live_writer_keeps_writing() {
+    let name = unique_name("read-timeout");
+    let seg = Segment::create(&name, 8).unwrap();
+    let reader = SegmentOptions::new()
+        .timeout(Duration::from_millis(100))
+        .open(&name)
+        .unwrap();
+    let mut guard = seg.lock().unwrap();
+    guard.data_mut()[0] = 1; // a write in progress, by a live handle
+    let asked = Instant::now();
+    let e = expect_err(reader.read_consistent(0, 8));
+    assert!(asked.elapsed() >= Duration::from_millis(100));
+    assert!(
+        matches!(
+            e,
+            Error::Timeout {
+                waiting_for: shmbox::WaitFor::ConsistentRead,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string()
+            .contains("waiting for a write in progress to finish"),
+        "{e}"
+    );
+    drop(guard);
+    assert_eq!(reader.read_consistent(0, 1).unwrap().data, [1]);
 }
 
 #[test]

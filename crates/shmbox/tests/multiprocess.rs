@@ -673,7 +673,14 @@ fn wait_for_change_honours_its_timeout() {
     let asked = Instant::now();
     match seg.wait_for_change(seg.generation(), Duration::from_millis(200)) {
         Err(e @ Error::Timeout { .. }) => {
-            assert!(e.to_string().contains("a change to the segment"), "{e}");
+            assert!(
+                e.to_string().contains("waiting for a change of segment"),
+                "{e}"
+            );
+            assert!(
+                e.to_string().contains("no process committed a write"),
+                "{e}"
+            );
         }
         other => panic!("expected a timeout, got {other:?}"),
     }
