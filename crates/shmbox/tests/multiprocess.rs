@@ -16,6 +16,13 @@ use shmbox::{Error, Lifetime, LockState, Segment, SegmentOptions};
 
 const SECOND: Duration = Duration::from_secs(1);
 
+/// `(name, function)` for each test function named.
+macro_rules! tests {
+    ($($test:ident),* $(,)?) => {
+        &[$((stringify!($test), $test as fn())),*]
+    };
+}
+
 fn main() {
     if let Ok(role) = std::env::var(common::ROLE_ENV) {
         common::helper_setup();
@@ -27,84 +34,28 @@ fn main() {
     // One test at a time: they start processes and measure recovery times on
     // a small machine.
     args.test_threads.get_or_insert(1);
-    let tests: &[(&str, fn())] = &[
-        ("two_processes_exchange_text", two_processes_exchange_text),
-        (
-            "uncontended_operations_make_no_system_call",
-            uncontended_operations_make_no_system_call,
-        ),
-        (
-            "four_processes_count_exactly_and_all_progress",
-            four_processes_count_exactly_and_all_progress,
-        ),
-        (
-            "four_contending_processes_all_progress",
-            four_contending_processes_all_progress,
-        ),
-        (
-            "sigkill_while_holding_the_lock_is_recovered_fast",
-            sigkill_while_holding_the_lock_is_recovered_fast,
-        ),
-        (
-            "writer_killed_mid_write_reports_torn_data",
-            writer_killed_mid_write_reports_torn_data,
-        ),
-        (
-            "writer_killed_at_random_moments_never_yields_torn_reads",
-            writer_killed_at_random_moments_never_yields_torn_reads,
-        ),
-        (
-            "wait_for_change_wakes_across_processes",
-            wait_for_change_wakes_across_processes,
-        ),
-        (
-            "wait_for_change_wakes_every_waiting_process",
-            wait_for_change_wakes_every_waiting_process,
-        ),
-        (
-            "wait_for_change_honours_its_timeout",
-            wait_for_change_honours_its_timeout,
-        ),
-        (
-            "until_last_close_is_gone_after_the_last_close",
-            until_last_close_is_gone_after_the_last_close,
-        ),
-        (
-            "until_last_close_is_gone_after_the_last_holder_is_killed",
-            until_last_close_is_gone_after_the_last_holder_is_killed,
-        ),
-        (
-            "until_last_close_survives_a_killed_holder_while_another_holds_it",
-            until_last_close_survives_a_killed_holder_while_another_holds_it,
-        ),
-        (
-            "reaper_keeps_none_of_its_parents_memory",
-            reaper_keeps_none_of_its_parents_memory,
-        ),
-        (
-            "persistent_stays_until_removed",
-            persistent_stays_until_removed,
-        ),
-        (
-            "remove_refuses_an_until_last_close_segment_in_use",
-            remove_refuses_an_until_last_close_segment_in_use,
-        ),
-        (
-            "concurrent_open_and_close_leave_nothing_behind",
-            concurrent_open_and_close_leave_nothing_behind,
-        ),
-        (
-            "segment_of_another_user_is_refused",
-            segment_of_another_user_is_refused,
-        ),
-        (
-            "segment_of_root_is_permission_denied_to_another_user",
-            segment_of_root_is_permission_denied_to_another_user,
-        ),
-        (
-            "info_and_list_describe_segments",
-            info_and_list_describe_segments,
-        ),
+    let tests: &[(&str, fn())] = tests![
+        two_processes_exchange_text,
+        uncontended_operations_make_no_system_call,
+        four_processes_count_exactly_and_all_progress,
+        four_contending_processes_all_progress,
+        sigkill_while_holding_the_lock_is_recovered_fast,
+        recovery_ignores_the_recorded_pid,
+        writer_killed_mid_write_reports_torn_data,
+        writer_killed_at_random_moments_never_yields_torn_reads,
+        wait_for_change_wakes_across_processes,
+        wait_for_change_wakes_every_waiting_process,
+        wait_for_change_honours_its_timeout,
+        until_last_close_is_gone_after_the_last_close,
+        until_last_close_is_gone_after_the_last_holder_is_killed,
+        until_last_close_survives_a_killed_holder_while_another_holds_it,
+        reaper_keeps_none_of_its_parents_memory,
+        persistent_stays_until_removed,
+        remove_refuses_an_until_last_close_segment_in_use,
+        concurrent_open_and_close_leave_nothing_behind,
+        segment_of_another_user_is_refused,
+        segment_of_root_is_permission_denied_to_another_user,
+        info_and_list_describe_segments,
     ];
     let trials = tests
         .iter()
@@ -530,6 +481,48 @@ fn sigkill_while_holding_the_lock_is_recovered_fast() {
         waited.as_secs_f64() * 1e3
     );
     assert_eq!(shmbox::info(&name).unwrap().owner_deaths, 2);
+}
+
+/// Overwrites the advisory `lock_owner_pid` (offset 68, docs/FORMAT.md).
+fn forge_lock_owner_pid(name: &str, pid: u32) {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(segment_path(name))
+        .unwrap();
+    file.write_all_at(&pid.to_le_bytes(), 68).unwrap();
+}
+
+/// Liveness is decided by the kernel lock of the holder's handle, never by
+/// pids, which the system reuses: a dead holder whose recorded pid now names
+/// a live process is still taken over, and a live holder whose recorded pid
+/// names a dead process is never robbed.
+fn recovery_ignores_the_recorded_pid() {
+    let name = unique_name("pid-reuse");
+    let seg = Segment::create(&name, 64).unwrap();
+
+    let mut holder = Helper::spawn("hold-lock", &[&name]);
+    holder.expect("locked");
+    holder.kill();
+    forge_lock_owner_pid(&name, 1); // as if the pid were reused: pid 1 lives
+    let asked = Instant::now();
+    let guard = seg.lock().unwrap();
+    assert!(asked.elapsed() < Duration::from_millis(100));
+    assert_eq!(guard.owner_died().map(|d| d.pid), Some(Some(1)));
+    drop(guard);
+
+    let mut holder = Helper::spawn("hold-lock", &[&name]);
+    holder.expect("locked");
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let dead_pid = gone.id();
+    gone.wait().unwrap();
+    forge_lock_owner_pid(&name, dead_pid);
+    assert!(matches!(
+        seg.lock_timeout(Duration::from_millis(200)),
+        Err(Error::Timeout { .. })
+    ));
+    assert!(seg.try_lock().unwrap().is_none());
+    holder.kill();
 }
 
 fn writer_killed_mid_write_reports_torn_data() {
