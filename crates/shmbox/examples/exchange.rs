@@ -6,28 +6,40 @@
 //! cargo run -p shmbox --example exchange -- watch        # terminal 1: print each write
 //! cargo run -p shmbox --example exchange -- write 你好    # terminal 2: write some text
 //! cargo run -p shmbox --example exchange -- read         # print the text
+//! cargo run -p shmbox --example exchange -- hold         # lock it until killed: then
+//!                                                        # kill -9 it, and write again
 //! ```
 //!
-//! The segment lives until the last process using it exits, as on Windows:
-//! keep `watch` running for `write` and `read` to find it.
+//! `--name NAME` before the command uses another segment. The segment lives
+//! until the last process using it exits, as on Windows: keep `watch`
+//! running for `write` and `read` to find it.
 
 use std::process::Command;
 use std::time::Duration;
 
 use shmbox::{Error, Segment};
 
-const NAME: &str = "MYAPPSHAREDMEMORY";
+const DEFAULT_NAME: &str = "MYAPPSHAREDMEMORY";
 const SIZE: usize = 1024;
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let name = match args.first().map(String::as_str) {
+        Some("--name") if args.len() >= 2 => {
+            let name = args[1].clone();
+            args.drain(..2);
+            name
+        }
+        _ => DEFAULT_NAME.to_owned(),
+    };
     let result = match args.first().map(String::as_str) {
-        None => both_sides(),
-        Some("write") => write(&args[1..].join(" ")),
-        Some("read") => read().map(|text| println!("{text}")),
-        Some("watch") => watch(),
+        None => both_sides(&name),
+        Some("write") => write(&name, &args[1..].join(" ")),
+        Some("read") => read(&name).map(|text| println!("{text}")),
+        Some("watch") => watch(&name),
+        Some("hold") => hold(&name),
         Some(other) => {
-            eprintln!("exchange: unknown command {other:?}; use write TEXT, read or watch");
+            eprintln!("exchange: unknown command {other:?}; use write TEXT, read, watch or hold");
             std::process::exit(2);
         }
     };
@@ -39,21 +51,24 @@ fn main() {
 
 /// Writes `text`, padded with NUL bytes to the segment's size, as the
 /// sample pads with PADR.
-fn write(text: &str) -> Result<(), Error> {
-    let seg = Segment::open_or_create(NAME, SIZE)?;
+fn write(name: &str, text: &str) -> Result<(), Error> {
+    let seg = Segment::open_or_create(name, SIZE)?;
     let mut buf = vec![0u8; seg.size()];
     let n = text.len().min(buf.len());
     buf[..n].copy_from_slice(&text.as_bytes()[..n]);
-    seg.write(0, &buf)?;
-    println!(
-        "wrote {n} bytes to {NAME} (generation {})",
-        seg.generation()
-    );
+    let mut guard = seg.lock()?;
+    if let Some(died) = guard.owner_died() {
+        let pid = died.pid.map_or("?".into(), |p| p.to_string());
+        println!("took the lock over from pid {pid}, which died holding it");
+    }
+    guard.write(0, &buf)?;
+    let generation = guard.unlock();
+    println!("wrote {n} bytes to {name} (generation {generation})");
     Ok(())
 }
 
-fn read() -> Result<String, Error> {
-    let seg = Segment::open_or_create(NAME, SIZE)?;
+fn read(name: &str) -> Result<String, Error> {
+    let seg = Segment::open_or_create(name, SIZE)?;
     Ok(text_of(&seg.read(0, seg.size())?))
 }
 
@@ -63,9 +78,9 @@ fn text_of(bytes: &[u8]) -> String {
         .to_owned()
 }
 
-fn watch() -> Result<(), Error> {
-    let seg = Segment::open_or_create(NAME, SIZE)?;
-    println!("watching {NAME}; write to it from another terminal (Ctrl-C to stop)");
+fn watch(name: &str) -> Result<(), Error> {
+    let seg = Segment::open_or_create(name, SIZE)?;
+    println!("watching {name}; write to it from another terminal (Ctrl-C to stop)");
     let mut seen = seg.generation();
     loop {
         seen = seg.wait_for_change(seen, Duration::MAX)?;
@@ -79,19 +94,31 @@ fn watch() -> Result<(), Error> {
     }
 }
 
+fn hold(name: &str) -> Result<(), Error> {
+    let seg = Segment::open_or_create(name, SIZE)?;
+    let _guard = seg.lock()?;
+    println!(
+        "holding the lock of {name} as pid {}; kill me",
+        std::process::id()
+    );
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
 /// Runs the sample's two processes: this one, and a copy of it that writes.
-fn both_sides() -> Result<(), Error> {
-    let seg = Segment::open_or_create(NAME, SIZE)?;
+fn both_sides(name: &str) -> Result<(), Error> {
+    let seg = Segment::open_or_create(name, SIZE)?;
     let me = std::env::current_exe().expect("own path");
     println!(
-        "[{}] opened {NAME} ({} bytes)",
+        "[{}] opened {name} ({} bytes)",
         std::process::id(),
         seg.size()
     );
 
     let seen = seg.generation();
     let status = Command::new(&me)
-        .args(["write", "你好 from the second process"])
+        .args(["--name", name, "write", "你好 from the second process"])
         .status()
         .expect("start the second process");
     assert!(status.success());
@@ -102,9 +129,9 @@ fn both_sides() -> Result<(), Error> {
         text_of(&seg.read(0, SIZE)?)
     );
 
-    write("and hello back from the first")?;
+    write(name, "and hello back from the first")?;
     let output = Command::new(&me)
-        .arg("read")
+        .args(["--name", name, "read"])
         .output()
         .expect("start the second process");
     print!(
