@@ -1212,6 +1212,7 @@ impl Drop for SegmentGuard<'_> {
 /// # Ok::<(), shmbox::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LockState {
     /// Nobody holds it.
     Free,

@@ -484,12 +484,9 @@ pub(crate) fn create(name: &SegmentName, capacity: usize, spec: &OpenSpec) -> Re
     let st = fs::fstat(&fd).map_err(|e| io_error(name, "inspecting the segment", e))?;
     let lifetime = spec.lifetime;
     let mut mapping = map(name, fd, path, &st, capacity, lifetime)?;
-    mapping.header().initialise(
-        capacity as u64,
-        lifetime,
-        current_pid(),
-        precise_now_unix_ns(),
-    );
+    mapping
+        .header()
+        .initialise(capacity as u64, lifetime, current_pid(), now_unix_ns());
     mapping.lock_id =
         claim_lock_id(mapping.fd.as_fd(), &mapping.header().lock_word).map_err(|source| {
             Error::Io {
@@ -728,15 +725,9 @@ pub(crate) fn current_euid() -> u32 {
     rustix::process::geteuid().as_raw()
 }
 
-/// Wall-clock time in nanoseconds since 1970, to the nanosecond.
-fn precise_now_unix_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-}
-
 /// Wall-clock time in nanoseconds since 1970. Coarse (a few milliseconds),
-/// because it is read on every commit and a precise clock costs more.
+/// because it is read on every commit and a precise clock costs more. The
+/// creation time uses the same clock, so a write never seems to precede it.
 pub(crate) fn now_unix_ns() -> u64 {
     let ts = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
     (ts.tv_sec as u64)

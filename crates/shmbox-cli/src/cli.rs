@@ -1,0 +1,230 @@
+//! The command line, declared with clap.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::size::parse_usize;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "shmbox",
+    version,
+    about = "Create, write, read, watch, lock, inspect and remove named shared-memory segments.",
+    long_about = "Create, write, read, watch, lock, inspect and remove named shared-memory \
+                  segments (see https://docs.rs/shmbox). Sizes and offsets take units: \
+                  4096, 4K, 4KiB, 1M, 1MiB (powers of 1024); 4KB, 1MB (powers of 1000).",
+    after_help = "Examples:\n  \
+        shmbox create orders --size 4K\n  \
+        echo hello | shmbox write orders\n  \
+        shmbox read orders\n  \
+        shmbox watch orders --count 1 --timeout 10\n  \
+        shmbox lock orders -- ./update-orders.sh\n  \
+        shmbox info orders --json\n  \
+        shmbox rm orders"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a persistent segment (an error if the name exists).
+    #[command(after_help = "Examples:\n  \
+        shmbox create orders --size 4K\n  \
+        shmbox create shared-with-group --size 1MiB --mode 660")]
+    Create {
+        /// The segment's name.
+        name: String,
+        /// Its size: bytes, or with a unit (4K, 1MiB, ...).
+        #[arg(long, value_name = "BYTES", value_parser = parse_usize)]
+        size: usize,
+        /// Permission bits, in octal.
+        #[arg(long, value_name = "OCTAL", default_value = "600", value_parser = parse_mode)]
+        mode: u32,
+    },
+
+    /// Write TEXT, or standard input, at an offset.
+    #[command(after_help = "Examples:\n  \
+        shmbox write orders 'hello'\n  \
+        shmbox write orders --offset 1K 'second record'\n  \
+        shmbox write orders < image.png\n  \
+        shmbox write new-segment --create 4K 'made if missing'")]
+    Write {
+        /// The segment's name.
+        name: String,
+        /// What to write; standard input (binary-safe) when absent.
+        text: Option<OsString>,
+        /// Where to start writing.
+        #[arg(long, value_name = "BYTES", default_value = "0", value_parser = parse_usize)]
+        offset: usize,
+        /// Create a persistent segment of this size if none exists.
+        #[arg(long, value_name = "SIZE", value_parser = parse_usize)]
+        create: Option<usize>,
+    },
+
+    /// Print a segment's bytes.
+    #[command(after_help = "Examples:\n  \
+        shmbox read orders\n  \
+        shmbox read orders --offset 16 --len 32 --format hex\n  \
+        shmbox read orders --format raw > orders.bin")]
+    Read {
+        /// The segment's name.
+        name: String,
+        /// Where to start reading.
+        #[arg(long, value_name = "BYTES", default_value = "0", value_parser = parse_usize)]
+        offset: usize,
+        /// How many bytes to read (default: to the end).
+        #[arg(long, value_name = "BYTES", value_parser = parse_usize)]
+        len: Option<usize>,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+
+    /// Print the content each time a process commits a write.
+    #[command(after_help = "Examples:\n  \
+        shmbox watch orders\n  \
+        shmbox watch orders --count 1 --timeout 10   # wait up to 10 s for the next write\n  \
+        shmbox watch orders --format base64\n\n\
+        Writes that come faster than they can be printed are coalesced: the\n\
+        generation shows how many were committed. --count counts commits.")]
+    Watch {
+        /// The segment's name.
+        name: String,
+        /// Stop after this many committed writes.
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+        /// Stop after this many seconds.
+        #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+        timeout: Option<Duration>,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+
+    /// Describe a segment: size, lifetime, generation, lock, last writer.
+    #[command(after_help = "Examples:\n  \
+        shmbox info orders\n  \
+        shmbox info orders --json | jq .generation")]
+    Info {
+        /// The segment's name.
+        name: String,
+        /// Print JSON (snake_case keys).
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// List the segments on this machine.
+    #[command(after_help = "Examples:\n  \
+        shmbox list\n  \
+        shmbox list --json | jq -r '.[].name'")]
+    List {
+        /// Print JSON (an array of what `info --json` prints).
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Remove a segment.
+    #[command(after_help = "Examples:\n  \
+        shmbox rm orders\n\n\
+        A segment created with the until-last-close lifetime (as the demo does)\n\
+        cannot be removed while processes have it open: it disappears when the\n\
+        last of them closes it.")]
+    Rm {
+        /// The segment's name.
+        name: String,
+    },
+
+    /// Run a command while holding a segment's lock, like flock(1).
+    #[command(after_help = "Examples:\n  \
+        shmbox lock orders -- ./update-orders.sh\n  \
+        shmbox lock orders --timeout 0.5 -- sh -c 'shmbox read orders --format raw > snapshot.bin'\n\n\
+        Exits with the command's status (128+N if a signal N killed it), or 1 if\n\
+        the lock stayed busy for the timeout. If this process is killed, the\n\
+        command is killed too, and the lock passes to the next locker at once.")]
+    Lock {
+        /// The segment's name.
+        name: String,
+        /// How long to wait for the lock, in seconds.
+        #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_seconds)]
+        timeout: Duration,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true, required = true, value_name = "COMMAND")]
+        command: Vec<OsString>,
+    },
+
+    /// Print shell completions.
+    #[command(after_help = "Examples:\n  \
+        shmbox completions bash > /etc/bash_completion.d/shmbox\n  \
+        shmbox completions zsh > \"${fpath[1]}/_shmbox\"\n  \
+        shmbox completions fish > ~/.config/fish/completions/shmbox.fish")]
+    Completions {
+        /// The shell.
+        shell: Shell,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// UTF-8, invalid bytes replaced, trailing NUL bytes trimmed.
+    Text,
+    /// A dump like xxd's.
+    Hex,
+    /// The exact bytes.
+    Raw,
+    /// Base64 (standard alphabet, padded).
+    Base64,
+}
+
+#[derive(Debug, Args)]
+pub struct FormatArg {
+    /// How to print the bytes.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+}
+
+fn parse_mode(text: &str) -> Result<u32, String> {
+    let digits = text.strip_prefix("0o").unwrap_or(text);
+    u32::from_str_radix(digits, 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+        .ok_or_else(|| format!("{text:?} is not an octal mode like 600 or 0640"))
+}
+
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| format!("{text:?} is not a number of seconds like 5 or 0.25"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn modes_and_seconds() {
+        assert_eq!(parse_mode("600"), Ok(0o600));
+        assert_eq!(parse_mode("0640"), Ok(0o640));
+        assert_eq!(parse_mode("0o660"), Ok(0o660));
+        assert!(parse_mode("800").is_err());
+        assert!(parse_mode("77777").is_err());
+        assert_eq!(parse_seconds("0.25"), Ok(Duration::from_millis(250)));
+        assert!(parse_seconds("-1").is_err());
+        assert!(parse_seconds("soon").is_err());
+    }
+}

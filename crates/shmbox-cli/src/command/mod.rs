@@ -1,0 +1,81 @@
+//! One module per subcommand.
+
+mod completions;
+mod create;
+mod info;
+mod lock;
+mod read;
+mod rm;
+mod watch;
+mod write;
+
+use std::io;
+use std::process::ExitCode;
+
+use crate::cli::Command;
+use crate::error::CliError;
+
+/// Why a command stopped early.
+pub enum Failure {
+    /// Report it and exit with 1.
+    Error(CliError),
+    /// Standard output was closed by its reader.
+    BrokenPipe,
+}
+
+impl From<CliError> for Failure {
+    fn from(e: CliError) -> Failure {
+        Failure::Error(e)
+    }
+}
+
+impl From<shmbox::Error> for Failure {
+    fn from(e: shmbox::Error) -> Failure {
+        Failure::Error(e.into())
+    }
+}
+
+impl From<io::Error> for Failure {
+    fn from(e: io::Error) -> Failure {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            Failure::BrokenPipe
+        } else {
+            Failure::Error(e.into())
+        }
+    }
+}
+
+pub type Outcome = Result<ExitCode, Failure>;
+
+pub fn run(command: Command) -> Outcome {
+    match command {
+        Command::Create { name, size, mode } => create::run(&name, size, mode),
+        Command::Write {
+            name,
+            text,
+            offset,
+            create,
+        } => write::run(&name, text, offset, create),
+        Command::Read {
+            name,
+            offset,
+            len,
+            format,
+        } => read::run(&name, offset, len, format.format),
+        Command::Watch {
+            name,
+            count,
+            timeout,
+            format,
+        } => watch::run(&name, count, timeout, format.format),
+        Command::Info { name, json } => info::run_info(&name, json),
+        Command::List { json } => info::run_list(json),
+        Command::Rm { name } => rm::run(&name),
+        Command::Lock {
+            name,
+            timeout,
+            command,
+        } => lock::run(&name, timeout, &command),
+        Command::Completions { shell } => completions::run(shell),
+    }
+}

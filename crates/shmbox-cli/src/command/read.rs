@@ -1,0 +1,23 @@
+//! `shmbox read NAME [--offset N] [--len N] [--format ...]`
+
+use std::process::ExitCode;
+
+use shmbox::Segment;
+
+use super::Outcome;
+use crate::cli::Format;
+use crate::output::write_bytes;
+
+pub fn run(name: &str, offset: usize, len: Option<usize>, format: Format) -> Outcome {
+    let seg = Segment::open(name)?;
+    // Without the lock: a reader never holds up writers, and never gets a
+    // copy that mixes two writes.
+    let snapshot = seg.read_consistent(offset, len.unwrap_or(usize::MAX))?;
+    write_bytes(
+        &mut std::io::stdout().lock(),
+        &snapshot.data,
+        offset,
+        format,
+    )?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,32 @@
+//! `shmbox`: use and inspect shared-memory segments from a shell.
+//!
+//! Errors are one line on standard error, `shmbox: error: <what> (<hint>)`,
+//! with exit status 1; usage errors are clap's, with status 2.
+
+mod cli;
+mod command;
+mod error;
+mod output;
+mod size;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    // A bug must still end in one line, not a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        note!("shmbox: error: internal error: {info} (please report it)");
+    }));
+    let cli = cli::Cli::parse();
+    match command::run(cli.command) {
+        Ok(code) => code,
+        Err(command::Failure::Error(e)) => {
+            note!("shmbox: error: {e}");
+            ExitCode::from(1)
+        }
+        // The reader went away (`shmbox read x | head`): stop quietly, with
+        // the status a process killed by SIGPIPE has.
+        Err(command::Failure::BrokenPipe) => ExitCode::from(141),
+    }
+}
