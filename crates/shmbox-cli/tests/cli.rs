@@ -447,6 +447,28 @@ fn a_killed_lock_holder_is_recovered_at_once() {
 }
 
 #[test]
+fn lock_says_when_it_took_the_lock_from_a_dead_holder() {
+    let name = Name::new("lock-dead");
+    create(&name, "64");
+    let mut holder = Background::start(&["lock", &name, "--", "sleep", "60"]);
+    let holder_pid = holder.0.id();
+    wait_until("the lock is held", || {
+        let out = shmbox().args(["info", &name, "--json"]).output().unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .is_ok_and(|i| i["lock_state"] == "held")
+    });
+    holder.kill(libc::SIGKILL);
+    shmbox()
+        .args(["lock", &name, "--timeout", "1", "--", "true"])
+        .assert()
+        .success()
+        .stderr(format!(
+            "shmbox: acquired the lock of \"{}\" from pid {holder_pid}, which had died holding it\n",
+            &*name
+        ));
+}
+
+#[test]
 fn completions_for_each_shell() {
     for shell in ["bash", "zsh", "fish"] {
         shmbox()
