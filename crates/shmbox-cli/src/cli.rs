@@ -154,6 +154,22 @@ pub enum Command {
         command: Vec<OsString>,
     },
 
+    /// The FoxPro sample's form in the terminal: edit text, then Read or Write it.
+    #[command(after_help = "Examples:\n  \
+        shmbox demo                     # in two terminals: type in one, Write; Read in the other\n  \
+        shmbox demo orders --size 4K\n\n\
+        Keys: Ctrl-R read, Ctrl-W write, Ctrl-L live (follow others' writes), Ctrl-Q quit;\n\
+        or click the buttons. The segment lives until the last demo using it exits.")]
+    Demo {
+        /// The segment's name.
+        #[arg(default_value = "MYAPPSHAREDMEMORY")]
+        name: String,
+        /// Its size, if the demo creates it (default 1024; an existing
+        /// segment keeps its own size unless this is given).
+        #[arg(long, value_name = "BYTES", value_parser = parse_usize)]
+        size: Option<usize>,
+    },
+
     /// Print shell completions.
     #[command(after_help = "Examples:\n  \
         shmbox completions bash > /etc/bash_completion.d/shmbox\n  \

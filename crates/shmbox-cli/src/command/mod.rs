@@ -77,5 +77,13 @@ pub fn run(command: Command) -> Outcome {
             command,
         } => lock::run(&name, timeout, &command),
         Command::Completions { shell } => completions::run(shell),
+        Command::Demo { name, size } => match shmbox_tui::run(&name, size) {
+            Ok(()) => Ok(ExitCode::SUCCESS),
+            Err(shmbox_tui::DemoError::Segment(e)) => Err(e.into()),
+            Err(shmbox_tui::DemoError::Terminal(e)) => Err(CliError::new(format!(
+                "the demo's terminal failed: {e} (run it in an interactive terminal)"
+            ))
+            .into()),
+        },
     }
 }

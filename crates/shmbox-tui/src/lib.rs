@@ -1,0 +1,218 @@
+//! The shmbox demo: the FoxPro sample's form as a terminal app.
+//!
+//! An edit box and two buttons, "Read from shared memory" and "Write to
+//! shared memory", over a named segment (by default `MYAPPSHAREDMEMORY`,
+//! 1024 bytes, as in the sample). Run it in two or more terminals and pass
+//! text between them; turn on "live" to have the text follow other
+//! processes' writes as they happen.
+//!
+//! Nothing here polls. One thread blocks reading terminal events, another
+//! sleeps in the segment's change notification, and the main thread sleeps
+//! on a channel that both feed.
+
+mod app;
+mod ui;
+
+use std::io::{self, IsTerminal};
+use std::sync::Arc;
+use std::sync::mpsc::{self, Sender};
+use std::time::Duration;
+
+use ratatui::DefaultTerminal;
+use ratatui::crossterm::event::{
+    self, DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
+};
+use ratatui::crossterm::execute;
+use shmbox::{Lifetime, Segment, SegmentOptions};
+
+pub use app::{App, Areas, Confirm, Kind, Message, Step, decode, fit};
+pub use ui::render;
+
+/// The sample's segment name.
+pub const DEFAULT_NAME: &str = "MYAPPSHAREDMEMORY";
+/// The sample's segment size.
+pub const DEFAULT_SIZE: usize = 1024;
+
+/// Why the demo stopped.
+#[derive(Debug)]
+pub enum DemoError {
+    /// Opening the segment failed.
+    Segment(shmbox::Error),
+    /// The terminal failed, or is not one.
+    Terminal(io::Error),
+}
+
+impl std::fmt::Display for DemoError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DemoError::Segment(e) => e.fmt(f),
+            DemoError::Terminal(e) => write!(f, "terminal: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for DemoError {}
+
+impl From<shmbox::Error> for DemoError {
+    fn from(e: shmbox::Error) -> DemoError {
+        DemoError::Segment(e)
+    }
+}
+
+impl From<io::Error> for DemoError {
+    fn from(e: io::Error) -> DemoError {
+        DemoError::Terminal(e)
+    }
+}
+
+/// Opens the demo's segment, as the sample does: open it, or create it.
+/// It lives until the last process using it closes it, as on Windows.
+/// Without an explicit `size`, an existing segment is used at its own size.
+pub fn open(name: &str, size: Option<usize>) -> shmbox::Result<Segment> {
+    let options = SegmentOptions::new().lifetime(Lifetime::UntilLastClose);
+    match size {
+        Some(size) => options.open_or_create(name, size),
+        None => match options.open_or_create(name, DEFAULT_SIZE) {
+            Err(shmbox::Error::SizeMismatch { .. }) => options.open(name),
+            other => other,
+        },
+    }
+}
+
+/// What wakes the main thread.
+enum Wake {
+    Terminal(event::Event),
+    Changed(u64),
+    WatchFailed(shmbox::Error),
+    InputFailed(io::Error),
+    Quit,
+}
+
+/// Runs the demo on the segment `name` until the user quits.
+pub fn run(name: &str, size: Option<usize>) -> Result<(), DemoError> {
+    if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
+        return Err(DemoError::Terminal(io::Error::other(
+            "the demo needs a terminal on standard input and output",
+        )));
+    }
+    let segment = Arc::new(open(name, size)?);
+    let (tx, rx) = mpsc::channel();
+    watch_changes(Arc::clone(&segment), tx.clone());
+    quit_on_signals(tx.clone())?;
+
+    let mut terminal = start_terminal()?;
+    read_terminal_events(tx);
+    let result = event_loop(&mut terminal, App::new(segment), &rx);
+    stop_terminal();
+    result
+}
+
+fn event_loop(
+    terminal: &mut DefaultTerminal,
+    mut app: App,
+    rx: &mpsc::Receiver<Wake>,
+) -> Result<(), DemoError> {
+    loop {
+        terminal.draw(|frame| render(frame, &mut app))?;
+        let step = match rx.recv() {
+            Ok(Wake::Terminal(event)) => app.handle(event),
+            Ok(Wake::Changed(generation)) => {
+                app.on_change(generation);
+                Step::Continue
+            }
+            Ok(Wake::WatchFailed(e)) => {
+                app.on_watch_error(&e);
+                Step::Continue
+            }
+            Ok(Wake::InputFailed(e)) => return Err(DemoError::Terminal(e)),
+            Ok(Wake::Quit) | Err(_) => Step::Quit,
+        };
+        match step {
+            Step::Continue => {}
+            Step::Quit => return Ok(()),
+            Step::WaitForLock => {
+                // Show that we wait before blocking on the lock.
+                terminal.draw(|frame| render(frame, &mut app))?;
+                app.finish_pending();
+            }
+        }
+    }
+}
+
+/// Sleeps in the segment's change notification and reports each commit.
+fn watch_changes(segment: Arc<Segment>, tx: Sender<Wake>) {
+    std::thread::spawn(move || {
+        let mut seen = segment.generation();
+        loop {
+            match segment.wait_for_change(seen, Duration::MAX) {
+                Ok(generation) => {
+                    seen = generation;
+                    if tx.send(Wake::Changed(generation)).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Wake::WatchFailed(e));
+                    return;
+                }
+            }
+        }
+    });
+}
+
+/// Blocks reading terminal events and passes them on.
+fn read_terminal_events(tx: Sender<Wake>) {
+    std::thread::spawn(move || {
+        loop {
+            let wake = match event::read() {
+                Ok(event) => Wake::Terminal(event),
+                Err(e) => Wake::InputFailed(e),
+            };
+            let failed = matches!(wake, Wake::InputFailed(_));
+            if tx.send(wake).is_err() || failed {
+                return;
+            }
+        }
+    });
+}
+
+/// SIGTERM, SIGHUP and SIGINT end the demo cleanly instead of leaving the
+/// terminal in raw mode.
+#[cfg(unix)]
+fn quit_on_signals(tx: Sender<Wake>) -> io::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGHUP, SIGINT])?;
+    std::thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            let _ = tx.send(Wake::Quit);
+        }
+    });
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn quit_on_signals(_: Sender<Wake>) -> io::Result<()> {
+    Ok(())
+}
+
+/// Raw mode, the alternate screen, mouse and bracketed paste; and a panic
+/// hook that undoes all of it before the message is printed.
+fn start_terminal() -> io::Result<DefaultTerminal> {
+    let terminal = ratatui::try_init()?;
+    // ratatui's hook restores raw mode and the screen; ours adds the rest.
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let _ = execute!(io::stdout(), DisableMouseCapture, DisableBracketedPaste);
+        previous(info);
+    }));
+    if let Err(e) = execute!(io::stdout(), EnableMouseCapture, EnableBracketedPaste) {
+        stop_terminal();
+        return Err(e);
+    }
+    Ok(terminal)
+}
+
+fn stop_terminal() {
+    let _ = execute!(io::stdout(), DisableMouseCapture, DisableBracketedPaste);
+    ratatui::restore();
+}
