@@ -1,0 +1,190 @@
+//! `shmbox demo` for real: two instances in tmux, driven with send-keys and
+//! read with capture-pane. Text written in one appears in the other after
+//! Read; with live on, it appears with no key pressed; the buttons answer
+//! mouse clicks; the screen survives resizing; both quit cleanly and the
+//! segment goes with the last of them.
+//!
+//! Needs tmux. Without it the test says SKIPPED, unless SHMBOX_REQUIRE_TMUX
+//! is set (as .ci/run does), in which case it fails.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const SHMBOX: &str = env!("CARGO_BIN_EXE_shmbox");
+
+/// A private tmux server, killed when dropped.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start() -> Option<Tmux> {
+        if Command::new("tmux").arg("-V").output().is_err() {
+            assert!(
+                std::env::var_os("SHMBOX_REQUIRE_TMUX").is_none(),
+                "tmux is not installed, and SHMBOX_REQUIRE_TMUX says it must be"
+            );
+            eprintln!("SKIPPED: tmux is not installed (apt-get install tmux); .ci/run installs it");
+            return None;
+        }
+        Some(Tmux {
+            socket: format!("shmbox-test-{}", std::process::id()),
+        })
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .args(["-u", "-L", &self.socket])
+            .args(args)
+            .env("LANG", "C.UTF-8")
+            .output()
+            .expect("run tmux");
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn open(&self, session: &str, command: &str) {
+        self.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            session,
+            "-x",
+            "80",
+            "-y",
+            "24",
+            command,
+        ]);
+    }
+
+    fn keys(&self, session: &str, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", session];
+        args.extend_from_slice(keys);
+        self.run(&args);
+    }
+
+    fn type_text(&self, session: &str, text: &str) {
+        self.run(&["send-keys", "-t", session, "-l", text]);
+    }
+
+    fn screen(&self, session: &str) -> String {
+        self.run(&["capture-pane", "-p", "-t", session])
+    }
+
+    fn alive(&self, session: &str) -> bool {
+        Command::new("tmux")
+            .args(["-L", &self.socket, "has-session", "-t", session])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+
+    /// Waits until the screen of `session` shows `needle`.
+    fn wait_for(&self, session: &str, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let screen = self.screen(session);
+            if screen.contains(needle) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{session} never showed {needle:?}; its screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A left click (SGR mouse report, as the terminal would send it) on
+    /// the middle of `label` on the screen of `session`.
+    fn click(&self, session: &str, label: &str) {
+        let screen = self.screen(session);
+        let (row, line) = screen
+            .lines()
+            .enumerate()
+            .find(|(_, l)| l.contains(label))
+            .unwrap_or_else(|| panic!("{label:?} is not on the screen:\n{screen}"));
+        let col = line[..line.find(label).unwrap()].chars().count() + label.chars().count() / 2;
+        let (x, y) = (col + 1, row + 1);
+        self.type_text(session, &format!("\x1b[<0;{x};{y}M\x1b[<0;{x};{y}m"));
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .output();
+    }
+}
+
+#[test]
+fn two_demos_exchange_text_in_tmux() {
+    let Some(tmux) = Tmux::start() else { return };
+    let name = format!("test-demo-{}", std::process::id());
+    let path = format!("/dev/shm/shmbox.{name}");
+    let demo = format!("{SHMBOX} demo {name}");
+    tmux.open("a", &demo);
+    tmux.open("b", &demo);
+    tmux.wait_for("a", &format!("Segment {name}: 1024 bytes"));
+    tmux.wait_for("b", &format!("Segment {name}: 1024 bytes"));
+
+    // Type in A (wide characters, a newline) and Write.
+    tmux.type_text("a", "你好 from A");
+    tmux.keys("a", &["Enter"]);
+    tmux.type_text("a", "line 2");
+    tmux.keys("a", &["C-w"]);
+    tmux.wait_for(
+        "a",
+        "Wrote 20 bytes and 1004 zero bytes of padding (generation 1).",
+    );
+
+    // B learns of it without a key pressed, and reads it with Ctrl-R.
+    tmux.wait_for("b", "● Another process wrote since your last read.");
+    tmux.keys("b", &["C-r"]);
+    let screen = tmux.wait_for("b", "Read 20 bytes (generation 1).");
+    assert!(screen.contains("│你好 from A"), "{screen}");
+    assert!(screen.contains("│line 2"), "{screen}");
+
+    // Live on in B: A's next write shows up in B with no key pressed.
+    tmux.keys("b", &["C-l"]);
+    tmux.wait_for("b", "[x] Live");
+    tmux.type_text("a", " + live");
+    tmux.keys("a", &["C-w"]);
+    let screen = tmux.wait_for("b", "│line 2 + live");
+    assert!(screen.contains("Live: loaded generation 2"), "{screen}");
+
+    // The Write button, clicked with the mouse.
+    tmux.type_text("a", " + click");
+    tmux.click("a", "Write to shared memory");
+    tmux.wait_for("a", "(generation 3)");
+    tmux.wait_for("b", "│line 2 + live + click");
+
+    // Resizing redraws the form to the new size, and back.
+    tmux.run(&["resize-window", "-t", "b", "-x", "100", "-y", "30"]);
+    let wide = tmux.wait_for("b", "Read from shared memory");
+    let border = wide
+        .lines()
+        .find(|l| l.starts_with("╭ Text"))
+        .unwrap_or_default();
+    assert_eq!(border.chars().count(), 100, "{wide}");
+    assert_eq!(wide.lines().count(), 30, "{wide}");
+    tmux.run(&["resize-window", "-t", "b", "-x", "80", "-y", "24"]);
+    tmux.wait_for("b", "line 2 + live + click");
+
+    // Quit both, with Ctrl-Q and Ctrl-C; the segment goes with the last one.
+    assert!(std::path::Path::new(&path).exists());
+    tmux.keys("a", &["C-q"]);
+    tmux.keys("b", &["C-c"]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while tmux.alive("a") || tmux.alive("b") || std::path::Path::new(&path).exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the demos did not quit, or left {path} behind"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
