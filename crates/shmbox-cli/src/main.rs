@@ -16,7 +16,20 @@ use clap::Parser;
 fn main() -> ExitCode {
     // A bug must still end in one line, not a backtrace.
     std::panic::set_hook(Box::new(|info| {
-        note!("shmbox: error: internal error: {info} (please report it)");
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".into());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        note!(
+            "shmbox: error: internal error{at}: {} (please report it)",
+            what.replace('\n', " ")
+        );
     }));
     let cli = cli::Cli::parse();
     match command::run(cli.command) {

@@ -27,8 +27,10 @@ impl Tmux {
             eprintln!("SKIPPED: tmux is not installed (apt-get install tmux); .ci/run installs it");
             return None;
         }
+        static SERVERS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = SERVERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Some(Tmux {
-            socket: format!("shmbox-test-{}", std::process::id()),
+            socket: format!("shmbox-test-{}-{n}", std::process::id()),
         })
     }
 
@@ -48,6 +50,7 @@ impl Tmux {
     }
 
     fn open(&self, session: &str, command: &str) {
+        // Keep the pane after the program exits, to see what it left.
         self.run(&[
             "new-session",
             "-d",
@@ -58,7 +61,48 @@ impl Tmux {
             "-y",
             "24",
             command,
+            ";",
+            "set-option",
+            "-t",
+            session,
+            "remain-on-exit",
+            "on",
         ]);
+    }
+
+    /// The screen and the lines scrolled off it.
+    fn history(&self, session: &str) -> String {
+        self.run(&["capture-pane", "-p", "-J", "-S", "-200", "-t", session])
+    }
+
+    /// The exit status of the program in `session`, once it has exited.
+    fn exit_status(&self, session: &str) -> Option<i32> {
+        let out = self.run(&[
+            "display-message",
+            "-p",
+            "-t",
+            session,
+            "#{pane_dead} #{pane_dead_status}",
+        ]);
+        let mut fields = out.split_whitespace();
+        (fields.next() == Some("1"))
+            .then(|| fields.next().and_then(|s| s.parse().ok()).unwrap_or(-1))
+    }
+
+    /// Waits until the program in `session` exits; returns its status.
+    fn wait_exit(&self, session: &str) -> i32 {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.exit_status(session) {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{session} did not exit:\n{}",
+                self.screen(session)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn keys(&self, session: &str, keys: &[&str]) {
@@ -72,14 +116,7 @@ impl Tmux {
     }
 
     fn screen(&self, session: &str) -> String {
-        self.run(&["capture-pane", "-p", "-t", session])
-    }
-
-    fn alive(&self, session: &str) -> bool {
-        Command::new("tmux")
-            .args(["-L", &self.socket, "has-session", "-t", session])
-            .output()
-            .is_ok_and(|o| o.status.success())
+        self.run(&["capture-pane", "-p", "-J", "-t", session])
     }
 
     /// Waits until the screen of `session` shows `needle`.
@@ -175,16 +212,68 @@ fn two_demos_exchange_text_in_tmux() {
     tmux.run(&["resize-window", "-t", "b", "-x", "80", "-y", "24"]);
     tmux.wait_for("b", "line 2 + live + click");
 
-    // Quit both, with Ctrl-Q and Ctrl-C; the segment goes with the last one.
+    // Quit both, with Ctrl-Q and Ctrl-C: each leaves the terminal as it
+    // found it (the form was on the alternate screen), and the segment goes
+    // with the last one.
     assert!(std::path::Path::new(&path).exists());
     tmux.keys("a", &["C-q"]);
     tmux.keys("b", &["C-c"]);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while tmux.alive("a") || tmux.alive("b") || std::path::Path::new(&path).exists() {
+    for session in ["a", "b"] {
+        assert_eq!(tmux.wait_exit(session), 0);
+        let screen = tmux.screen(session);
         assert!(
-            Instant::now() < deadline,
-            "the demos did not quit, or left {path} behind"
+            !screen.contains("Read from shared memory"),
+            "{session} left its form:\n{screen}"
         );
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while std::path::Path::new(&path).exists() {
+        assert!(Instant::now() < deadline, "the demos left {path} behind");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn the_terminal_is_restored_after_a_signal_and_after_a_panic() {
+    let Some(tmux) = Tmux::start() else { return };
+    let name = format!("test-demo-restore-{}", std::process::id());
+    let path = format!("/dev/shm/shmbox.{name}");
+
+    // SIGTERM ends the demo cleanly.
+    tmux.open("term", &format!("{SHMBOX} demo {name}"));
+    tmux.wait_for("term", "Write to shared memory");
+    let pid = tmux.run(&["display-message", "-p", "-t", "term", "#{pane_pid}"]);
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", pid.trim()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(tmux.wait_exit("term"), 0);
+    assert!(!tmux.screen("term").contains("Write to shared memory"));
+
+    // A panic leaves the alternate screen and raw mode before its one-line
+    // report: the line starts at the left edge (raw mode would not return
+    // the carriage) on the normal screen.
+    tmux.open(
+        "panic",
+        &format!("env SHMBOX_DEMO_FAULT=panic {SHMBOX} demo {name}"),
+    );
+    assert_eq!(tmux.wait_exit("panic"), 101);
+    let screen = tmux.history("panic");
+    assert!(!screen.contains("Write to shared memory"), "{screen}");
+    assert!(
+        screen
+            .lines()
+            .any(|l| l.starts_with("shmbox: error: internal error at ")
+                && l.contains("fault injected")),
+        "{screen}"
+    );
+    // Even after a panic, the segment goes with its last holder.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while std::path::Path::new(&path).exists() {
+        assert!(Instant::now() < deadline, "the demo left {path} behind");
         std::thread::sleep(Duration::from_millis(20));
     }
 }

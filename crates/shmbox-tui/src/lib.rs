@@ -107,13 +107,19 @@ pub fn run(name: &str, size: Option<usize>) -> Result<(), DemoError> {
     result
 }
 
+/// Set to `panic` to make the demo panic after its first frame: the
+/// end-to-end test uses it to check that a panic restores the terminal.
+const FAULT_ENV: &str = "SHMBOX_DEMO_FAULT";
+
 fn event_loop(
     terminal: &mut DefaultTerminal,
     mut app: App,
     rx: &mpsc::Receiver<Wake>,
 ) -> Result<(), DemoError> {
+    let inject_panic = std::env::var_os(FAULT_ENV).is_some_and(|v| v == "panic");
     loop {
         terminal.draw(|frame| render(frame, &mut app))?;
+        assert!(!inject_panic, "fault injected by {FAULT_ENV}");
         let step = match rx.recv() {
             Ok(Wake::Terminal(event)) => app.handle(event),
             Ok(Wake::Changed(generation)) => {
