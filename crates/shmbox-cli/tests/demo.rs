@@ -49,8 +49,12 @@ impl Tmux {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Runs `command` in a new 80x24 session, under a shell that prints
+    /// its exit status once it ends.
     fn open(&self, session: &str, command: &str) {
-        // Keep the pane after the program exits, to see what it left.
+        // The shell lingers after printing: tmux may drop a dead pane's last
+        // output unread, and the test reads that output.
+        let wrapped = format!("{command}; echo \"[exit status $?]\"; sleep 5");
         self.run(&[
             "new-session",
             "-d",
@@ -60,7 +64,9 @@ impl Tmux {
             "80",
             "-y",
             "24",
-            command,
+            "sh",
+            "-c",
+            &wrapped,
             ";",
             "set-option",
             "-t",
@@ -70,39 +76,50 @@ impl Tmux {
         ]);
     }
 
-    /// The screen and the lines scrolled off it.
-    fn history(&self, session: &str) -> String {
-        self.run(&["capture-pane", "-p", "-J", "-S", "-200", "-t", session])
+    /// The pid of the program the shell of `session` runs.
+    fn program_pid(&self, session: &str) -> u32 {
+        let shell = self.run(&["display-message", "-p", "-t", session, "#{pane_pid}"]);
+        let shell = shell.trim().to_owned();
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .find_map(|p| {
+                let stat = std::fs::read_to_string(p.path().join("stat")).ok()?;
+                let ppid = stat
+                    .rsplit_once(')')?
+                    .1
+                    .split_whitespace()
+                    .nth(1)?
+                    .to_owned();
+                (ppid == shell).then(|| p.file_name().to_str()?.parse().ok())?
+            })
+            .unwrap_or_else(|| panic!("no program runs under the shell of {session}"))
     }
 
-    /// The exit status of the program in `session`, once it has exited.
-    fn exit_status(&self, session: &str) -> Option<i32> {
-        let out = self.run(&[
-            "display-message",
-            "-p",
-            "-t",
-            session,
-            "#{pane_dead} #{pane_dead_status}",
-        ]);
-        let mut fields = out.split_whitespace();
-        (fields.next() == Some("1"))
-            .then(|| fields.next().and_then(|s| s.parse().ok()).unwrap_or(-1))
-    }
-
-    /// Waits until the program in `session` exits; returns its status.
-    fn wait_exit(&self, session: &str) -> i32 {
+    /// Waits until the program in `session` ends; returns `exit N`, as the
+    /// shell printed it on the normal screen.
+    fn wait_exit(&self, session: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            if let Some(status) = self.exit_status(session) {
-                return status;
+            let history = self.history(session);
+            if let Some(line) = history.lines().find(|l| l.starts_with("[exit status ")) {
+                return format!(
+                    "exit {}",
+                    line.trim_start_matches("[exit status ")
+                        .trim_end_matches(']')
+                );
             }
             assert!(
                 Instant::now() < deadline,
-                "{session} did not exit:\n{}",
-                self.screen(session)
+                "{session} did not exit:\n{history}"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The screen and the lines scrolled off it.
+    fn history(&self, session: &str) -> String {
+        self.run(&["capture-pane", "-p", "-J", "-S", "-200", "-t", session])
     }
 
     fn keys(&self, session: &str, keys: &[&str]) {
@@ -219,7 +236,7 @@ fn two_demos_exchange_text_in_tmux() {
     tmux.keys("a", &["C-q"]);
     tmux.keys("b", &["C-c"]);
     for session in ["a", "b"] {
-        assert_eq!(tmux.wait_exit(session), 0);
+        assert_eq!(tmux.wait_exit(session), "exit 0");
         let screen = tmux.screen(session);
         assert!(
             !screen.contains("Read from shared memory"),
@@ -242,15 +259,15 @@ fn the_terminal_is_restored_after_a_signal_and_after_a_panic() {
     // SIGTERM ends the demo cleanly.
     tmux.open("term", &format!("{SHMBOX} demo {name}"));
     tmux.wait_for("term", "Write to shared memory");
-    let pid = tmux.run(&["display-message", "-p", "-t", "term", "#{pane_pid}"]);
+    let pid = tmux.program_pid("term").to_string();
     assert!(
         Command::new("kill")
-            .args(["-TERM", pid.trim()])
+            .args(["-TERM", &pid])
             .status()
             .unwrap()
             .success()
     );
-    assert_eq!(tmux.wait_exit("term"), 0);
+    assert_eq!(tmux.wait_exit("term"), "exit 0");
     assert!(!tmux.screen("term").contains("Write to shared memory"));
 
     // A panic leaves the alternate screen and raw mode before its one-line
@@ -260,7 +277,7 @@ fn the_terminal_is_restored_after_a_signal_and_after_a_panic() {
         "panic",
         &format!("env SHMBOX_DEMO_FAULT=panic {SHMBOX} demo {name}"),
     );
-    assert_eq!(tmux.wait_exit("panic"), 101);
+    assert_eq!(tmux.wait_exit("panic"), "exit 101");
     let screen = tmux.history("panic");
     assert!(!screen.contains("Write to shared memory"), "{screen}");
     assert!(
