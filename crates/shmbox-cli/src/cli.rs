@@ -170,6 +170,28 @@ pub enum Command {
         size: Option<usize>,
     },
 
+    /// Measure shmbox against its peers and the hardware; write a report.
+    #[command(after_help = "Examples:\n  \
+        cargo run --release -p shmbox-cli --features bench -- bench          # about 4 minutes\n  \
+        cargo run --release -p shmbox-cli --features bench -- bench --quick  # seconds: a check\n\n\
+        Writes docs/BENCHMARKS.md (or --output) and its plots in bench/ beside it.\n\
+        Needs a build with the `bench` feature.")]
+    Bench {
+        /// A few seconds in all: checks the harness, measures little.
+        #[arg(long)]
+        quick: bool,
+        /// Where to write the Markdown report; plots go in bench/ beside it.
+        #[arg(long, value_name = "FILE", default_value = "docs/BENCHMARKS.md")]
+        output: std::path::PathBuf,
+    },
+
+    /// A benchmark's helper process (internal).
+    #[command(hide = true)]
+    BenchChild {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+
     /// Print shell completions.
     #[command(after_help = "Examples:\n  \
         shmbox completions bash > /etc/bash_completion.d/shmbox\n  \

@@ -82,6 +82,11 @@ pub fn time(t: std::time::SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
+/// A time as RFC 3339 in UTC, to the second (write times are recorded so).
+pub fn time_s(t: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -58,7 +58,7 @@ pub(crate) struct Header {
     pub(crate) seq: AtomicU64,
     pub(crate) notify_word: AtomicU32,
     pub(crate) last_writer_pid: AtomicU32,
-    pub(crate) last_write_unix_ns: AtomicU64,
+    pub(crate) last_write_unix_s: AtomicU64,
     _reserved2: [AtomicU8; 40],
 
     // Line 3: reserved for later versions.
@@ -83,7 +83,7 @@ const _: () = {
     assert!(offset_of!(Header, seq) == 128);
     assert!(offset_of!(Header, notify_word) == 136);
     assert!(offset_of!(Header, last_writer_pid) == 140);
-    assert!(offset_of!(Header, last_write_unix_ns) == 144);
+    assert!(offset_of!(Header, last_write_unix_s) == 144);
     // Little-endian only: the format stores integers in native order through
     // atomics, so a big-endian build would not read what FORMAT.md describes.
     assert!(cfg!(target_endian = "little"));
@@ -126,7 +126,7 @@ pub(crate) struct HeaderFields {
     pub(crate) owner_deaths: u32,
     pub(crate) seq: u64,
     pub(crate) last_writer_pid: u32,
-    pub(crate) last_write_unix_ns: u64,
+    pub(crate) last_write_unix_s: u64,
 }
 
 /// What makes a header unusable.
@@ -167,7 +167,7 @@ impl HeaderFields {
             owner_deaths: u32_at(72),
             seq: u64_at(128),
             last_writer_pid: u32_at(140),
-            last_write_unix_ns: u64_at(144),
+            last_write_unix_s: u64_at(144),
         }
     }
 

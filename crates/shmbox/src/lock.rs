@@ -3,11 +3,12 @@
 //! The lock is one 32-bit word in the segment header:
 //!
 //! ```text
-//! bits 0..=28  OWNER    lock id of the handle that holds it; 0 when free
-//! bit  29      HANDOFF  a waiter has waited too long: a freed lock is kept
-//!                       for a waiter that has already slept
-//! bit  30      (reserved, always 0)
-//! bit  31      WAITERS  some handle may be asleep in a futex wait on the word
+//! bits 0..=28  OWNER     lock id of the handle that holds it; 0 when free
+//! bit  29      HANDOFF   a waiter has waited too long: a freed lock is kept
+//!                        for a waiter that has already slept
+//! bit  30      WATCHERS  some handle waits for a commit (`notify.rs`): the
+//!                        unlock that follows a commit must wake it
+//! bit  31      WAITERS   some handle may be asleep in a futex wait on the word
 //! ```
 //!
 //! | word                    | state                                               |
@@ -26,6 +27,15 @@
 //! | unlock, fast path | `id` → `0` (one CAS, no system call)                       |
 //! | unlock, slow path | `id│WAITERS` → `0`, wake one                               |
 //! | hand-off          | `id│WAITERS│HANDOFF` → `WAITERS│HANDOFF`, wake one         |
+//! | watch             | any → any│`WATCHERS` (`notify.rs`)                         |
+//! | unlock, watched   | `id│WATCHERS` → `0` after a commit (watchers are woken),   |
+//! |                   | or → `WATCHERS` when nothing was committed                 |
+//!
+//! WATCHERS lives here, rather than beside the notify counter, because the
+//! unlock is an atomic read-modify-write anyway: it both publishes the
+//! commit that came before it and reads whether anyone watches, so a commit
+//! costs plain stores and a writer with no watchers makes no system call.
+//! The lock's other transitions carry WATCHERS along unchanged.
 //! | recovery          | `dead│flags` → `id│flags`, once `dead` is proven dead      |
 //!
 //! Hand-offs are what keep a process from starving while others barge in,
@@ -50,6 +60,8 @@ use crate::sync::{AtomicU32, Ordering};
 pub(crate) const OWNER_MASK: u32 = (1 << 29) - 1;
 /// A starving waiter asked for the lock to be handed to a waiter that slept.
 pub(crate) const HANDOFF: u32 = 1 << 29;
+/// Some handle waits for a commit; see `notify.rs`.
+pub(crate) const WATCHERS: u32 = 1 << 30;
 /// Some handle may be asleep on the word.
 pub(crate) const WAITERS: u32 = 1 << 31;
 
@@ -131,9 +143,12 @@ pub(crate) fn try_lock(word: &AtomicU32, me: u32, parker: &impl Parker) -> Optio
         let (new, how) = if owner == 0 {
             // Free, or reserved for a sleeper; try_lock does not wait, so it
             // takes a reserved lock too. WAITERS stays so sleepers are woken.
-            (me | (w & WAITERS), Acquired::Clean)
+            (me | (w & (WAITERS | WATCHERS)), Acquired::Clean)
         } else if owner != me && !parker.is_alive(owner) {
-            (me | (w & (WAITERS | HANDOFF)), Acquired::OwnerDied)
+            (
+                me | (w & (WAITERS | HANDOFF | WATCHERS)),
+                Acquired::OwnerDied,
+            )
         } else {
             return None;
         };
@@ -145,7 +160,8 @@ pub(crate) fn try_lock(word: &AtomicU32, me: u32, parker: &impl Parker) -> Optio
 }
 
 /// Takes the lock, waiting up to `timeout` (forever if `None`).
-/// Returns `None` on timeout.
+/// Returns `None` on timeout. (The segment inlines the fast path itself.)
+#[cfg(any(test, loom))]
 #[inline]
 pub(crate) fn lock(
     word: &AtomicU32,
@@ -160,7 +176,7 @@ pub(crate) fn lock(
 }
 
 #[cold]
-fn lock_slow(
+pub(crate) fn lock_slow(
     word: &AtomicU32,
     me: u32,
     timeout: Option<Duration>,
@@ -182,7 +198,12 @@ fn lock_slow(
         if owner == 0 && (w & HANDOFF == 0 || slept) {
             let waiters = if slept { WAITERS } else { w & WAITERS };
             if word
-                .compare_exchange_weak(w, me | waiters, Ordering::Acquire, Ordering::Relaxed)
+                .compare_exchange_weak(
+                    w,
+                    me | waiters | (w & WATCHERS),
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                )
                 .is_ok()
             {
                 return Some(Acquired::Clean);
@@ -198,7 +219,7 @@ fn lock_slow(
         if owner != 0 && owner != me && check_owner {
             check_owner = false;
             if !parker.is_alive(owner) {
-                let keep = (w & (WAITERS | HANDOFF)) | if slept { WAITERS } else { 0 };
+                let keep = (w & (WAITERS | HANDOFF | WATCHERS)) | if slept { WAITERS } else { 0 };
                 if word
                     .compare_exchange(w, me | keep, Ordering::Acquire, Ordering::Relaxed)
                     .is_ok()
@@ -239,33 +260,54 @@ fn lock_slow(
     }
 }
 
-/// Releases the lock held by `me`. `handoff_at` is the segment's hand-off
-/// ration word. Returns false, and changes nothing, if the lock is not held
-/// by `me` (it was taken over: see [`Parker::is_alive`]).
+/// What an unlock did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unlocked {
+    /// Released.
+    Released,
+    /// Released after a commit, with watchers to wake (`notify::wake_watchers`).
+    ReleasedWakeWatchers,
+    /// Not held by `me` (it was taken over: see [`Parker::is_alive`]);
+    /// nothing changed.
+    NotOwner,
+}
+
+/// Releases the lock held by `me`. `committed` says whether a write was
+/// committed under it; `handoff_at` is the segment's hand-off ration word.
 #[inline]
 pub(crate) fn unlock(
     word: &AtomicU32,
     handoff_at: &AtomicU32,
     me: u32,
+    committed: bool,
     parker: &impl Parker,
-) -> bool {
+) -> Unlocked {
+    // Release ordering publishes everything written under the lock,
+    // including a commit, to whoever next reads the word: a locker, or a
+    // watcher setting WATCHERS (see `notify.rs`).
     if word
         .compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed)
         .is_ok()
     {
-        return true;
+        return Unlocked::Released;
     }
-    unlock_slow(word, handoff_at, me, parker)
+    unlock_slow(word, handoff_at, me, committed, parker)
 }
 
 #[cold]
-fn unlock_slow(word: &AtomicU32, handoff_at: &AtomicU32, me: u32, parker: &impl Parker) -> bool {
+fn unlock_slow(
+    word: &AtomicU32,
+    handoff_at: &AtomicU32,
+    me: u32,
+    committed: bool,
+    parker: &impl Parker,
+) -> Unlocked {
     let mut w = word.load(Ordering::Relaxed);
     // Decided once: whether a hand-off is due, if a waiter asks for one.
     let mut now_if_due: Option<Option<u32>> = None;
     loop {
         if w & OWNER_MASK != me {
-            return false;
+            return Unlocked::NotOwner;
         }
         let due = w & HANDOFF != 0
             && now_if_due
@@ -277,7 +319,11 @@ fn unlock_slow(word: &AtomicU32, handoff_at: &AtomicU32, me: u32, parker: &impl 
                 .is_some();
         // Without a hand-off the lock is simply freed, and HANDOFF dropped:
         // a still-starving waiter sets it again before it next sleeps.
-        let new = if due { HANDOFF | WAITERS } else { 0 };
+        // Watchers stay until a commit wakes them.
+        let mut new = if due { HANDOFF | WAITERS } else { 0 };
+        if !committed {
+            new |= w & WATCHERS;
+        }
         match word.compare_exchange_weak(w, new, Ordering::Release, Ordering::Relaxed) {
             Ok(_) => {
                 if let (true, Some(Some(now))) = (due, now_if_due) {
@@ -291,7 +337,11 @@ fn unlock_slow(word: &AtomicU32, handoff_at: &AtomicU32, me: u32, parker: &impl 
     if w & WAITERS != 0 {
         parker.wake_one(word);
     }
-    true
+    if committed && w & WATCHERS != 0 {
+        Unlocked::ReleasedWakeWatchers
+    } else {
+        Unlocked::Released
+    }
 }
 
 #[cfg(all(test, not(loom)))]
@@ -335,7 +385,31 @@ mod tests {
         let p = TestParker::default();
         assert_eq!(lock(&word, 7, None, &p), Some(Acquired::Clean));
         assert_eq!(word.load(Ordering::Relaxed), 7);
-        assert!(unlock(&word, &AtomicU32::new(0), 7, &p));
+        assert_eq!(
+            unlock(&word, &AtomicU32::new(0), 7, true, &p),
+            Unlocked::Released
+        );
+        assert_eq!(word.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn watchers_survive_locking_and_are_woken_by_a_commit_only() {
+        let word = AtomicU32::new(WATCHERS);
+        let none = AtomicU32::new(0);
+        let p = TestParker::default();
+        // The fast path misses, the slow path keeps the bit.
+        assert_eq!(lock(&word, 7, None, &p), Some(Acquired::Clean));
+        assert_eq!(word.load(Ordering::Relaxed), 7 | WATCHERS);
+        // No commit: the bit stays for the next writer.
+        assert_eq!(unlock(&word, &none, 7, false, &p), Unlocked::Released);
+        assert_eq!(word.load(Ordering::Relaxed), WATCHERS);
+        assert_eq!(try_lock(&word, 8, &p), Some(Acquired::Clean));
+        assert_eq!(word.load(Ordering::Relaxed), 8 | WATCHERS);
+        // A commit: the bit goes, and the caller is told to wake them.
+        assert_eq!(
+            unlock(&word, &none, 8, true, &p),
+            Unlocked::ReleasedWakeWatchers
+        );
         assert_eq!(word.load(Ordering::Relaxed), 0);
     }
 
@@ -363,7 +437,10 @@ mod tests {
     fn unlock_by_a_non_owner_changes_nothing() {
         let word = AtomicU32::new(5 | WAITERS);
         let p = TestParker::default();
-        assert!(!unlock(&word, &AtomicU32::new(0), 7, &p));
+        assert_eq!(
+            unlock(&word, &AtomicU32::new(0), 7, true, &p),
+            Unlocked::NotOwner
+        );
         assert_eq!(word.load(Ordering::Relaxed), 5 | WAITERS);
     }
 
@@ -373,7 +450,7 @@ mod tests {
         let handoff_at = AtomicU32::new(0);
         let p = TestParker::default();
         p.clock_ms.store(100, Ordering::Relaxed);
-        assert!(unlock(&word, &handoff_at, 5, &p));
+        assert_eq!(unlock(&word, &handoff_at, 5, true, &p), Unlocked::Released);
         assert_eq!(word.load(Ordering::Relaxed), WAITERS | HANDOFF);
         assert_eq!(
             handoff_at.load(Ordering::Relaxed),
@@ -384,19 +461,19 @@ mod tests {
 
         // Within the interval the next request only frees the lock.
         word.store(6 | WAITERS | HANDOFF, Ordering::Relaxed);
-        assert!(unlock(&word, &handoff_at, 6, &p));
+        assert_eq!(unlock(&word, &handoff_at, 6, true, &p), Unlocked::Released);
         assert_eq!(word.load(Ordering::Relaxed), 0);
 
         // After it, a hand-off again; the clock may wrap.
         p.clock_ms
             .store(100 + HANDOFF_INTERVAL_MS, Ordering::Relaxed);
         word.store(6 | WAITERS | HANDOFF, Ordering::Relaxed);
-        assert!(unlock(&word, &handoff_at, 6, &p));
+        assert_eq!(unlock(&word, &handoff_at, 6, true, &p), Unlocked::Released);
         assert_eq!(word.load(Ordering::Relaxed), WAITERS | HANDOFF);
         handoff_at.store(u32::MAX, Ordering::Relaxed);
         p.clock_ms.store(3, Ordering::Relaxed);
         word.store(6 | WAITERS | HANDOFF, Ordering::Relaxed);
-        assert!(unlock(&word, &handoff_at, 6, &p));
+        assert_eq!(unlock(&word, &handoff_at, 6, true, &p), Unlocked::Released);
         assert_eq!(word.load(Ordering::Relaxed), WAITERS | HANDOFF);
     }
 
@@ -413,7 +490,10 @@ mod tests {
                         lock(&word, id, None, &*p).unwrap();
                         // try_lock on the std mutex proves mutual exclusion.
                         *counter.try_lock().expect("two holders at once") += 1;
-                        assert!(unlock(&word, &AtomicU32::new(0), id, &*p));
+                        assert_eq!(
+                            unlock(&word, &AtomicU32::new(0), id, true, &*p),
+                            Unlocked::Released
+                        );
                     }
                 })
             })

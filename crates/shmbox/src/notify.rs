@@ -1,70 +1,95 @@
-//! Change notification: an event count in one futex word.
+//! Change notification.
 //!
 //! ```text
-//! notify word (u32 at header offset 136)
-//! bit  0      WAITERS  some handle may be asleep waiting for a commit
-//! bits 1..31  counter  bumped by a committing writer that saw WAITERS
+//! notify word (u32 at header offset 136): a counter, bumped each time a
+//!   committing writer wakes the watchers
+//! WATCHERS (bit 30 of the lock word): someone waits for a commit
 //! ```
 //!
-//! A waiter sets WAITERS, then re-reads the sequence word, and sleeps only if
-//! it is unchanged. A writer commits its new sequence value, then looks at the
-//! notify word, and makes the wake-up system call only if WAITERS is set. All
-//! four accesses are sequentially consistent (the two writes are
-//! read-modify-writes), so at least one side sees the other's write: no
-//! wake-up is lost, and a writer with nobody waiting makes no system call.
+//! A watcher reads the counter, sets WATCHERS in the lock word, then
+//! re-reads the sequence word and sleeps on the counter only if nothing
+//! was committed. A writer commits with a plain store and then unlocks; the
+//! unlock is a read-modify-write of the lock word, so either the watcher's
+//! flag comes first (the unlock sees it, bumps the counter and wakes), or the
+//! unlock comes first (the watcher's read-modify-write then synchronizes
+//! with it and sees the commit). No wake-up is lost, and a writer with
+//! nobody watching makes no system call. A watcher that sets the flag just
+//! after a writer bumped the counter finds the counter changed when it
+//! sleeps, and looks again.
 
 use std::time::Duration;
 
-use crate::lock::Parker;
+use crate::lock::{Parker, WATCHERS};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 
-/// Bit 0 of the notify word.
-pub(crate) const NOTIFY_WAITERS: u32 = 1;
-
-/// Wakes every handle waiting for a change. Called by the lock holder right
-/// after it committed a new, even sequence value (`seqlock::end_write`).
-#[inline]
-pub(crate) fn publish(word: &AtomicU32, parker: &impl Parker) {
-    if word.load(Ordering::SeqCst) & NOTIFY_WAITERS != 0 {
-        wake_waiters(word, parker);
-    }
-}
-
+/// Wakes every watcher. Called after an unlock that followed a commit found
+/// WATCHERS set (`lock::Unlocked::ReleasedWakeWatchers`), or after a lock was
+/// taken over from a holder that may have committed and died before waking.
 #[cold]
-fn wake_waiters(word: &AtomicU32, parker: &impl Parker) {
-    // Only the lock holder publishes, and waiters only ever set bit 0, so the
-    // word is still odd here: adding one clears WAITERS and bumps the counter
-    // in a single step.
-    word.fetch_add(1, Ordering::Relaxed);
-    parker.wake_all(word);
+pub(crate) fn wake_watchers(notify: &AtomicU32, parker: &impl Parker) {
+    notify.fetch_add(1, Ordering::Release);
+    parker.wake_all(notify);
 }
 
-/// Sleeps until `seq` no longer holds `seen`, a writer publishes, or `timeout`
-/// passes. Returns `true` only if the timeout passed.
+/// Sleeps until `seq` no longer holds `seen`, a writer wakes the watchers,
+/// or `timeout` passes. Returns `true` only if the timeout passed.
 pub(crate) fn sleep_while_unchanged(
     seq: &AtomicU64,
     seen: u64,
-    word: &AtomicU32,
+    notify: &AtomicU32,
+    lock_word: &AtomicU32,
     timeout: Option<Duration>,
     parker: &impl Parker,
 ) -> bool {
-    let expected = word.fetch_or(NOTIFY_WAITERS, Ordering::SeqCst) | NOTIFY_WAITERS;
-    if seq.load(Ordering::SeqCst) != seen {
+    let counter = notify.load(Ordering::Acquire);
+    lock_word.fetch_or(WATCHERS, Ordering::AcqRel);
+    if seq.load(Ordering::Acquire) != seen {
         return false;
     }
-    parker.wait(word, expected, timeout)
+    parker.wait(notify, counter, timeout)
 }
 
 /// Waits until the generation (`seq / 2`) differs from `since`, and returns
-/// it; `None` if `deadline` passed first.
+/// it; `None` if the timeout passed first. Spins for up to `spin` before it
+/// sleeps: a waiter on another CPU then sees a commit within nanoseconds
+/// instead of after a wake-up, at the price of that CPU time.
 pub(crate) fn wait_for_change(
     seq: &AtomicU64,
-    word: &AtomicU32,
+    notify: &AtomicU32,
+    lock_word: &AtomicU32,
     since: u64,
     timeout: Option<Duration>,
+    spin: Duration,
     parker: &impl Parker,
 ) -> Option<u64> {
-    let deadline = timeout.and_then(|t| parker.now().checked_add(t));
+    let s = seq.load(Ordering::Acquire);
+    if s >> 1 != since {
+        return Some(s >> 1);
+    }
+    let started = parker.now();
+    let deadline = timeout.and_then(|t| started.checked_add(t));
+    if !spin.is_zero() {
+        let spin = timeout.map_or(spin, |t| spin.min(t));
+        let mut rounds = 0u32;
+        'spinning: loop {
+            // Read the clock only now and then: it costs more than a load.
+            for _ in 0..64 {
+                let s = seq.load(Ordering::Acquire);
+                if s >> 1 != since {
+                    return Some(s >> 1);
+                }
+                crate::sync::spin_loop();
+            }
+            if parker.now().duration_since(started) >= spin {
+                break 'spinning;
+            }
+            // Now and then, let a writer that shares this CPU run.
+            rounds += 1;
+            if rounds % 8 == 0 {
+                crate::sync::yield_now();
+            }
+        }
+    }
     loop {
         let s = seq.load(Ordering::Acquire);
         if s >> 1 != since {
@@ -80,6 +105,6 @@ pub(crate) fn wait_for_change(
             }
             None => None,
         };
-        sleep_while_unchanged(seq, s, word, remaining, parker);
+        sleep_while_unchanged(seq, s, notify, lock_word, remaining, parker);
     }
 }

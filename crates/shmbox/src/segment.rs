@@ -15,7 +15,7 @@ use crate::error::WaitFor;
 use crate::header::{
     Header, HeaderFields, LIFETIME_PERSISTENT, LIFETIME_UNTIL_LAST_CLOSE, max_capacity,
 };
-use crate::lock::{self, Acquired, OWNER_MASK, Parker};
+use crate::lock::{self, Acquired, OWNER_MASK, Parker, Unlocked};
 use crate::shared_bytes::{copy_from_shared, copy_to_shared};
 use crate::sync::{AtomicU32, Ordering};
 use crate::sys::{self, Mapping, OpenSpec};
@@ -115,6 +115,7 @@ pub struct SegmentOptions {
     timeout: Duration,
     init_timeout: Duration,
     allow_other_owner: bool,
+    spin: Duration,
 }
 
 impl Default for SegmentOptions {
@@ -125,6 +126,7 @@ impl Default for SegmentOptions {
             timeout: DEFAULT_TIMEOUT,
             init_timeout: DEFAULT_INIT_TIMEOUT,
             allow_other_owner: false,
+            spin: Duration::ZERO,
         }
     }
 }
@@ -204,6 +206,24 @@ impl SegmentOptions {
         self
     }
 
+    /// How long [`Segment::wait_for_change`] spins, watching the segment,
+    /// before it sleeps in the kernel (default: zero, it sleeps at once).
+    ///
+    /// Waking a sleeping process costs tens of microseconds on most
+    /// machines; a waiter that spins sees a commit from another CPU within
+    /// a fraction of a microsecond, but burns its CPU meanwhile. Spinning
+    /// is bounded by this duration, then the wait sleeps as usual.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let options = shmbox::SegmentOptions::new().spin_before_sleep(Duration::from_micros(50));
+    /// # let _ = options;
+    /// ```
+    pub fn spin_before_sleep(mut self, spin: Duration) -> SegmentOptions {
+        self.spin = spin;
+        self
+    }
+
     fn spec(&self) -> Result<OpenSpec> {
         if self.mode & !0o777 != 0 || self.mode & 0o600 != 0o600 {
             return Err(Error::InvalidMode { mode: self.mode });
@@ -221,6 +241,7 @@ impl SegmentOptions {
             mapping,
             name,
             timeout: self.timeout,
+            spin: self.spin,
             pid: sys::current_pid(),
         }
     }
@@ -366,6 +387,7 @@ pub struct Segment {
     mapping: Mapping,
     name: SegmentName,
     timeout: Duration,
+    spin: Duration,
     pid: u32,
 }
 
@@ -509,15 +531,65 @@ impl Segment {
         self.header().seq.load(Ordering::Acquire) >> 1
     }
 
+    #[inline]
     fn header(&self) -> &Header {
         self.mapping.header()
     }
 
+    /// Commits the write begun at `odd` (its time is `now`, or read here if
+    /// 0) and releases the lock, waking watchers if there are any. Returns
+    /// the new generation.
+    #[inline]
+    fn commit_and_unlock(&self, odd: u64, now: u64) -> u64 {
+        let h = self.header();
+        store_if_changed(&h.last_writer_pid, self.pid);
+        let now = if now == 0 { sys::now_unix_s() } else { now };
+        store_if_changed(&h.last_write_unix_s, now);
+        let generation = seqlock::end_write(&h.seq, odd);
+        self.unlock(true);
+        generation
+    }
+
+    /// Releases the lock this handle holds.
+    #[inline]
+    fn unlock(&self, committed: bool) {
+        let h = self.header();
+        let parker = self.parker();
+        match lock::unlock(
+            &h.lock_word,
+            &h.handoff_at_ms,
+            self.mapping.lock_id(),
+            committed,
+            &parker,
+        ) {
+            Unlocked::Released => {}
+            Unlocked::ReleasedWakeWatchers => notify::wake_watchers(&h.notify_word, &parker),
+            Unlocked::NotOwner => {
+                debug_assert!(false, "the lock was taken over while this handle held it")
+            }
+        }
+    }
+
+    /// Book-keeping after the lock was taken over from a dead holder.
+    #[cold]
+    fn took_over(&self, torn: bool) -> OwnerDied {
+        let h = self.header();
+        h.owner_deaths.fetch_add(1, Ordering::Relaxed);
+        // It may have committed and died before waking the watchers.
+        notify::wake_watchers(&h.notify_word, &self.parker());
+        OwnerDied {
+            pid: Some(h.lock_owner_pid.load(Ordering::Relaxed)).filter(|&p| p != 0),
+            mid_write: torn,
+        }
+    }
+
+    #[inline]
     fn parker(&self) -> Os<'_> {
         Os(&self.mapping)
     }
 
     /// The number of bytes from `offset` that fit, up to `len`.
+    #[inline]
     fn clamp(&self, offset: usize, len: usize) -> Result<usize> {
         let size = self.size();
         if offset > size {
@@ -554,13 +626,32 @@ impl Segment {
     /// assert_eq!(seg.read(6, 2)?, b"he");
     /// # Ok::<(), shmbox::Error>(())
     /// ```
+    #[inline]
     pub fn write(&self, offset: usize, data: &[u8]) -> Result<usize> {
         let n = self.clamp(offset, data.len())?;
         if n == 0 {
             return Ok(0);
         }
-        let mut guard = self.lock()?;
-        guard.copy_in(offset, &data[..n]);
+        // The clock is read before the lock is taken: its cost then overlaps
+        // with the lock's atomic instruction instead of adding to it.
+        let now = sys::now_unix_s();
+        match self.acquire(self.timeout)? {
+            // The common case, open-coded: no guard to build and drop.
+            Acquired::Clean => {
+                let h = self.header();
+                store_if_changed(&h.lock_owner_pid, self.pid);
+                let odd = seqlock::begin_write(&h.seq, h.seq.load(Ordering::Relaxed));
+                // SAFETY: `clamp` keeps `offset + n` within the data region,
+                // and the lock keeps other writers out.
+                unsafe { copy_to_shared(self.mapping.data_ptr().add(offset), &data[..n]) };
+                self.commit_and_unlock(odd, now);
+            }
+            acquired => {
+                let mut guard = SegmentGuard::new(self, acquired);
+                guard.write_time = now;
+                guard.copy_in(offset, &data[..n]);
+            }
+        }
         Ok(n)
     }
 
@@ -672,6 +763,7 @@ impl Segment {
     /// assert_eq!((copied.len, &buf), (4, b"wxyz"));
     /// # Ok::<(), shmbox::Error>(())
     /// ```
+    #[inline]
     pub fn read_consistent_into(&self, offset: usize, buf: &mut [u8]) -> Result<Copied> {
         let n = self.clamp(offset, buf.len())?;
         let buf = &mut buf[..n];
@@ -726,6 +818,7 @@ impl Segment {
     /// drop(guard); // commits and unlocks
     /// # Ok::<(), shmbox::Error>(())
     /// ```
+    #[inline]
     pub fn lock(&self) -> Result<SegmentGuard<'_>> {
         self.lock_timeout(self.timeout)
     }
@@ -749,17 +842,32 @@ impl Segment {
     /// # drop(held);
     /// # Ok::<(), shmbox::Error>(())
     /// ```
+    #[inline]
     pub fn lock_timeout(&self, timeout: Duration) -> Result<SegmentGuard<'_>> {
+        let acquired = self.acquire(timeout)?;
+        Ok(SegmentGuard::new(self, acquired))
+    }
+
+    /// Takes the lock: one compare-and-swap when it is free. The guard is
+    /// built by the caller, so that nothing large is moved on the fast path.
+    #[inline]
+    fn acquire(&self, timeout: Duration) -> Result<Acquired> {
+        if lock::try_lock_fast(&self.header().lock_word, self.mapping.lock_id()) {
+            return Ok(Acquired::Clean);
+        }
+        self.acquire_slow(timeout)
+    }
+
+    #[cold]
+    fn acquire_slow(&self, timeout: Duration) -> Result<Acquired> {
         let h = self.header();
-        match lock::lock(
+        lock::lock_slow(
             &h.lock_word,
             self.mapping.lock_id(),
             Some(timeout),
             &self.parker(),
-        ) {
-            Some(acquired) => Ok(SegmentGuard::new(self, acquired)),
-            None => Err(self.timeout_error(WaitFor::Lock, timeout)),
-        }
+        )
+        .ok_or_else(|| self.timeout_error(WaitFor::Lock, timeout))
     }
 
     /// Takes the lock if no waiting is needed: it is free, or its holder has
@@ -794,7 +902,8 @@ impl Segment {
     /// generation is already other than `since`.
     ///
     /// The wait sleeps in the kernel; writers make a wake-up system call only
-    /// when someone waits. [`Duration::MAX`] waits for ever.
+    /// when someone waits. [`Duration::MAX`] waits for ever. A segment opened
+    /// with [`SegmentOptions::spin_before_sleep`] spins that long first.
     ///
     /// # Errors
     ///
@@ -814,8 +923,16 @@ impl Segment {
     /// ```
     pub fn wait_for_change(&self, since: u64, timeout: Duration) -> Result<u64> {
         let h = self.header();
-        notify::wait_for_change(&h.seq, &h.notify_word, since, Some(timeout), &self.parker())
-            .ok_or_else(|| self.timeout_error(WaitFor::Change, timeout))
+        notify::wait_for_change(
+            &h.seq,
+            &h.notify_word,
+            &h.lock_word,
+            since,
+            Some(timeout),
+            self.spin,
+            &self.parker(),
+        )
+        .ok_or_else(|| self.timeout_error(WaitFor::Change, timeout))
     }
 
     /// The segment's header and metadata, as [`info`] gives them.
@@ -852,7 +969,7 @@ impl Segment {
             owner_deaths: load32(&h.owner_deaths),
             seq: h.seq.load(Ordering::Acquire),
             last_writer_pid: load32(&h.last_writer_pid),
-            last_write_unix_ns: load64(&h.last_write_unix_ns),
+            last_write_unix_s: load64(&h.last_write_unix_s),
         };
         let owner = fields.lock_word & OWNER_MASK;
         let (owner_uid, mode) = self.mapping.owner_and_mode();
@@ -942,8 +1059,13 @@ pub struct OwnerDied {
 #[must_use = "dropping the guard releases the lock at once"]
 pub struct SegmentGuard<'a> {
     segment: &'a Segment,
+    /// The sequence word when the lock was taken: nobody else changes it
+    /// while the lock is held.
+    seq_at_lock: u64,
     /// The odd sequence value of the write in progress, once one began.
     write_seq: Option<u64>,
+    /// The second to record for the write, if read already (else 0).
+    write_time: u64,
     /// A writer died mid-write and nobody has committed since.
     torn: bool,
     owner_died: Option<OwnerDied>,
@@ -961,20 +1083,18 @@ impl fmt::Debug for SegmentGuard<'_> {
 }
 
 impl<'a> SegmentGuard<'a> {
+    #[inline]
     fn new(segment: &'a Segment, acquired: Acquired) -> SegmentGuard<'a> {
         let h = segment.header();
-        let torn = h.seq.load(Ordering::Relaxed) & 1 == 1;
-        let owner_died = (acquired == Acquired::OwnerDied).then(|| {
-            h.owner_deaths.fetch_add(1, Ordering::Relaxed);
-            OwnerDied {
-                pid: Some(h.lock_owner_pid.load(Ordering::Relaxed)).filter(|&p| p != 0),
-                mid_write: torn,
-            }
-        });
-        h.lock_owner_pid.store(segment.pid, Ordering::Relaxed);
+        let seq_at_lock = h.seq.load(Ordering::Relaxed);
+        let torn = seq_at_lock & 1 == 1;
+        let owner_died = (acquired == Acquired::OwnerDied).then(|| segment.took_over(torn));
+        store_if_changed(&h.lock_owner_pid, segment.pid);
         SegmentGuard {
             segment,
+            seq_at_lock,
             write_seq: None,
+            write_time: 0,
             torn,
             owner_died,
         }
@@ -1138,19 +1258,29 @@ impl<'a> SegmentGuard<'a> {
     /// # Ok::<(), shmbox::Error>(())
     /// ```
     pub fn unlock(mut self) -> u64 {
+        let segment = self.segment;
         match self.write_seq.take() {
-            Some(odd) => self.commit(odd),
-            None => self.segment.generation(),
+            Some(odd) => {
+                let generation = segment.commit_and_unlock(odd, self.write_time);
+                std::mem::forget(self);
+                generation
+            }
+            None => segment.generation(),
         }
     }
 
+    #[inline]
     fn begin_write(&mut self) {
         if self.write_seq.is_none() {
-            self.write_seq = Some(seqlock::begin_write(&self.segment.header().seq));
+            self.write_seq = Some(seqlock::begin_write(
+                &self.segment.header().seq,
+                self.seq_at_lock,
+            ));
         }
     }
 
     /// Copies `data` in at `offset`; the caller checked the range.
+    #[inline]
     fn copy_in(&mut self, offset: usize, data: &[u8]) {
         debug_assert!(offset + data.len() <= self.segment.size());
         self.begin_write();
@@ -1160,42 +1290,61 @@ impl<'a> SegmentGuard<'a> {
     }
 
     /// Copies out from `offset`; the caller checked the range.
+    #[inline]
     fn copy_out(&self, offset: usize, buf: &mut [u8]) {
         debug_assert!(offset + buf.len() <= self.segment.size());
         // SAFETY: as in `copy_in`.
         unsafe { copy_from_shared(self.segment.mapping.data_ptr().add(offset), buf) };
     }
+}
 
-    fn commit(&mut self, odd: u64) -> u64 {
-        let segment = self.segment;
-        let h = segment.header();
-        h.last_writer_pid.store(segment.pid, Ordering::Relaxed);
-        h.last_write_unix_ns
-            .store(sys::now_unix_ns(), Ordering::Relaxed);
-        let generation = seqlock::end_write(&h.seq, odd);
-        notify::publish(&h.notify_word, &segment.parker());
-        self.torn = false;
-        generation
+/// Stores `value` unless the word holds it already. A store that changes
+/// nothing still has to drain before the unlock's atomic instruction; a load
+/// does not, and the same process writing again is the common case.
+#[inline]
+fn store_if_changed<T: PartialEq + Copy>(word: &impl SharedWord<T>, value: T) {
+    if word.get() != value {
+        word.set(value);
+    }
+}
+
+trait SharedWord<T> {
+    fn get(&self) -> T;
+    fn set(&self, value: T);
+}
+
+impl SharedWord<u32> for crate::sync::shared::AtomicU32 {
+    #[inline]
+    fn get(&self) -> u32 {
+        self.load(Ordering::Relaxed)
+    }
+    #[inline]
+    fn set(&self, value: u32) {
+        self.store(value, Ordering::Relaxed)
+    }
+}
+
+impl SharedWord<u64> for crate::sync::shared::AtomicU64 {
+    #[inline]
+    fn get(&self) -> u64 {
+        self.load(Ordering::Relaxed)
+    }
+    #[inline]
+    fn set(&self, value: u64) {
+        self.store(value, Ordering::Relaxed)
     }
 }
 
 impl Drop for SegmentGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
-        if let Some(odd) = self.write_seq.take() {
+        match self.write_seq.take() {
             // A panic mid-write leaves the data torn, as a crash would.
-            if !std::thread::panicking() {
-                self.commit(odd);
+            Some(odd) if !std::thread::panicking() => {
+                self.segment.commit_and_unlock(odd, self.write_time);
             }
+            _ => self.segment.unlock(false),
         }
-        let segment = self.segment;
-        let h = segment.header();
-        let released = lock::unlock(
-            &h.lock_word,
-            &h.handoff_at_ms,
-            segment.mapping.lock_id(),
-            &segment.parker(),
-        );
-        debug_assert!(released, "the lock was taken over while this guard held it");
     }
 }
 
@@ -1260,7 +1409,7 @@ pub struct SegmentInfo {
     pub lock: LockState,
     /// The process that committed the last write.
     pub last_writer_pid: Option<u32>,
-    /// When the last write was committed (to a few milliseconds).
+    /// When the last write was committed, to the second.
     pub last_write: Option<SystemTime>,
     /// The process that created the segment.
     pub creator_pid: Option<u32>,
@@ -1302,7 +1451,8 @@ impl SegmentInfo {
             consistent: f.seq & 1 == 0 || lock_owner_alive,
             lock,
             last_writer_pid: pid(f.last_writer_pid),
-            last_write: (f.last_write_unix_ns != 0).then(|| time(f.last_write_unix_ns)),
+            last_write: (f.last_write_unix_s != 0)
+                .then(|| UNIX_EPOCH + Duration::from_secs(f.last_write_unix_s)),
             creator_pid: pid(f.creator_pid),
             created: time(f.created_unix_ns),
             owner_deaths: f.owner_deaths,

@@ -22,11 +22,11 @@ use crate::lock::{FIRST_CHECK, MAX_CHECK, OWNER_MASK, Parker};
 use crate::notify;
 use crate::sync::{AtomicU32, AtomicU64, Ordering, fence};
 
-/// Starts a write. The caller holds the lock. Returns the odd value now in
-/// `seq`; if a writer died mid-write, `seq` is odd already and stays so.
+/// Starts a write. The caller holds the lock, and read `seq` as `s` since
+/// it took it. Returns the odd value now in `seq`; if a writer died
+/// mid-write, `seq` is odd already and stays so.
 #[inline]
-pub(crate) fn begin_write(seq: &AtomicU64) -> u64 {
-    let s = seq.load(Ordering::Relaxed);
+pub(crate) fn begin_write(seq: &AtomicU64, s: u64) -> u64 {
     let odd = if s & 1 == 0 {
         seq.store(s + 1, Ordering::Relaxed);
         s + 1
@@ -38,17 +38,12 @@ pub(crate) fn begin_write(seq: &AtomicU64) -> u64 {
     odd
 }
 
-/// Commits a write begun at `odd`. Returns the new generation.
-///
-/// A sequentially consistent read-modify-write rather than a release store:
-/// change notification (see `notify.rs`) needs the commit ordered before the
-/// writer's next load of the notify word, and on x86 a locked add does that
-/// for less than a store followed by a full fence.
+/// Commits a write begun at `odd`. Returns the new generation. The unlock
+/// that follows publishes it to watchers (see `notify.rs`).
 #[inline]
 pub(crate) fn end_write(seq: &AtomicU64, odd: u64) -> u64 {
     debug_assert!(odd & 1 == 1);
-    let before = seq.fetch_add(1, Ordering::SeqCst);
-    debug_assert_eq!(before, odd, "only the lock holder writes seq");
+    seq.store(odd + 1, Ordering::Release);
     (odd + 1) >> 1
 }
 
@@ -120,7 +115,14 @@ pub(crate) fn read(
         }
         // Sleep until the commit; wake now and then to ask whether the
         // writer still lives.
-        if notify::sleep_while_unchanged(seq, current, notify_word, Some(remaining), parker) {
+        if notify::sleep_while_unchanged(
+            seq,
+            current,
+            notify_word,
+            lock_word,
+            Some(remaining),
+            parker,
+        ) {
             interval = (interval * 2).min(MAX_CHECK);
         }
     }

@@ -7,7 +7,7 @@ use serde::Serialize;
 use shmbox::{LockState, SegmentInfo};
 
 use super::Outcome;
-use crate::output::time;
+use crate::output::{time, time_s};
 use crate::size::human;
 
 /// What `info --json` prints, and `list --json` prints an array of.
@@ -55,7 +55,7 @@ impl From<&SegmentInfo> for InfoJson {
             lock_owner_pid,
             abandoned_by_pid,
             last_writer_pid: i.last_writer_pid,
-            last_write: i.last_write.map(time),
+            last_write: i.last_write.map(time_s),
             creator_pid: i.creator_pid,
             created: time(i.created),
             owner_deaths: i.owner_deaths,
@@ -109,7 +109,7 @@ pub fn run_info(name: &str, json: bool) -> Outcome {
         (
             "last write",
             match info.last_write {
-                Some(t) => format!("by pid {} at {}", pid(info.last_writer_pid), time(t)),
+                Some(t) => format!("by pid {} at {}", pid(info.last_writer_pid), time_s(t)),
                 None => "none yet".into(),
             },
         ),

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod bench;
 mod completions;
 mod create;
 mod info;
@@ -77,6 +78,8 @@ pub fn run(command: Command) -> Outcome {
             command,
         } => lock::run(&name, timeout, &command),
         Command::Completions { shell } => completions::run(shell),
+        Command::Bench { quick, output } => bench::run(quick, &output),
+        Command::BenchChild { args } => bench::child(&args),
         Command::Demo { name, size } => match shmbox_tui::run(&name, size) {
             Ok(()) => Ok(ExitCode::SUCCESS),
             Err(shmbox_tui::DemoError::Segment(e)) => Err(e.into()),

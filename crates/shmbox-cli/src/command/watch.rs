@@ -10,7 +10,7 @@ use super::Outcome;
 use crate::cli::Format;
 use crate::error::{CliError, seconds};
 use crate::note;
-use crate::output::{text_of, time, write_bytes};
+use crate::output::{text_of, time_s, write_bytes};
 
 pub fn run(name: &str, count: Option<u64>, timeout: Option<Duration>, format: Format) -> Outcome {
     let seg = Segment::open(name)?;
@@ -44,7 +44,7 @@ pub fn run(name: &str, count: Option<u64>, timeout: Option<Duration>, format: Fo
             let pid = info
                 .last_writer_pid
                 .map_or(String::from("?"), |p| p.to_string());
-            let when = info.last_write.map_or(String::from("?"), time);
+            let when = info.last_write.map_or(String::from("?"), time_s);
             writeln!(
                 out,
                 "[generation {}, pid {pid}, {when}] {}",

@@ -9,7 +9,7 @@
 //!   [`Inspected`].
 //! - `futex_wait` and `futex_wake` on a 32-bit word of a mapping, shared
 //!   between processes.
-//! - `current_pid`, `current_euid` and `now_unix_ns`.
+//! - `current_pid`, `current_euid`, `now_unix_ns` and `now_unix_s`.
 //!
 //! On platforms without a backend, `stub.rs` compiles and returns
 //! [`Error::Unsupported`](crate::Error::Unsupported) from every entry point.

@@ -80,6 +80,10 @@ pub(crate) fn current_euid() -> u32 {
     0
 }
 
+pub(crate) fn now_unix_s() -> u64 {
+    now_unix_ns() / 1_000_000_000
+}
+
 pub(crate) fn now_unix_ns() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

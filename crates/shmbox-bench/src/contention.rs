@@ -1,0 +1,218 @@
+//! Scenario 4: 2 and 4 processes, each doing lock + write 64 B + unlock for
+//! a fixed time. Total throughput, the share of hand-offs (acquisitions
+//! that follow another process's), and the worst single wait.
+
+use std::io::{self, BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use shmbox::Segment;
+
+use crate::Spawn;
+use crate::mapping::{SharedMap, now_ns};
+use crate::peers::{FutexLock, RobustMutex};
+
+/// The locks compared under contention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockKind {
+    Futex,
+    Shmbox,
+    Pthread,
+}
+
+impl LockKind {
+    pub const ALL: [LockKind; 3] = [LockKind::Futex, LockKind::Shmbox, LockKind::Pthread];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            LockKind::Futex => "minimal futex lock (floor)",
+            LockKind::Shmbox => "shmbox",
+            LockKind::Pthread => "glibc robust pthread mutex",
+        }
+    }
+
+    fn id(self) -> &'static str {
+        match self {
+            LockKind::Futex => "futex",
+            LockKind::Shmbox => "shmbox",
+            LockKind::Pthread => "pthread",
+        }
+    }
+}
+
+/// What one run measured.
+#[derive(Debug, Clone)]
+pub struct Contention {
+    pub lock: LockKind,
+    pub processes: usize,
+    pub seconds: f64,
+    /// Acquisitions per process.
+    pub ops: Vec<u64>,
+    /// Acquisitions that followed another process's.
+    pub handoffs: u64,
+    /// The longest any process waited for the lock, in ns.
+    pub worst_wait_ns: u64,
+}
+
+impl Contention {
+    pub fn total(&self) -> u64 {
+        self.ops.iter().sum()
+    }
+
+    pub fn per_second(&self) -> f64 {
+        self.total() as f64 / self.seconds
+    }
+
+    pub fn handoff_share(&self) -> f64 {
+        self.handoffs as f64 / self.total().max(1) as f64
+    }
+}
+
+fn other(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+/// Runs `processes` children contending for `duration`.
+pub fn contend(
+    lock: LockKind,
+    processes: usize,
+    duration: Duration,
+    spawn: Spawn<'_>,
+) -> io::Result<Contention> {
+    // Keep what the children share alive while they run.
+    let (channel, _segment, _map) = match lock {
+        LockKind::Shmbox => {
+            let name = crate::unique_name("contend");
+            let seg = Segment::create(&name, 4096).map_err(other)?;
+            (name, Some(seg), None)
+        }
+        LockKind::Futex => {
+            let map = SharedMap::create("contend-futex", 4096)?;
+            (map.path().display().to_string(), None, Some(map))
+        }
+        LockKind::Pthread => {
+            let map = SharedMap::create("contend-pthread", 4096)?;
+            RobustMutex::init(&map)?;
+            (map.path().display().to_string(), None, Some(map))
+        }
+    };
+    // Everyone starts at the same moment, once all are running.
+    let start = now_ns() + 300_000_000 + processes as u64 * 50_000_000;
+    let children: Vec<Child> = (0..processes)
+        .map(|index| {
+            let args: Vec<String> = vec![
+                "contend".into(),
+                lock.id().into(),
+                channel.clone(),
+                index.to_string(),
+                start.to_string(),
+                duration.as_nanos().to_string(),
+            ];
+            spawn(&args).stdout(Stdio::piped()).spawn()
+        })
+        .collect::<io::Result<_>>()?;
+    let mut result = Contention {
+        lock,
+        processes,
+        seconds: duration.as_secs_f64(),
+        ops: Vec::new(),
+        handoffs: 0,
+        worst_wait_ns: 0,
+    };
+    for mut child in children {
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line)?;
+        let status = child.wait()?;
+        let fields: Vec<u64> = line
+            .split_whitespace()
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        let [ops, handoffs, worst] = fields[..] else {
+            return Err(other(format!(
+                "a contending child said {line:?} and ended with {status}"
+            )));
+        };
+        result.ops.push(ops);
+        result.handoffs += handoffs;
+        result.worst_wait_ns = result.worst_wait_ns.max(worst);
+    }
+    Ok(result)
+}
+
+/// The child's side: `contend LOCK CHANNEL INDEX START_NS DURATION_NS`;
+/// prints `OPS HANDOFFS WORST_WAIT_NS`.
+pub fn child(args: &[String]) -> io::Result<()> {
+    let [lock, channel, index, start, duration] = args else {
+        return Err(other(format!("contend takes 5 arguments, not {args:?}")));
+    };
+    let me: u32 = index.parse::<u32>().map_err(other)? + 1;
+    let start: u64 = start.parse().map_err(other)?;
+    let end = start + duration.parse::<u64>().map_err(other)?;
+    let mut record = [0u8; 64];
+    record[..4].copy_from_slice(&me.to_le_bytes());
+
+    let (mut ops, mut handoffs, mut worst) = (0u64, 0u64, 0u64);
+    let mut account = |previous: u32, asked: u64, got: u64| {
+        worst = worst.max(got - asked);
+        if previous != 0 && previous != me {
+            handoffs += 1;
+        }
+        ops += 1;
+    };
+    let wait_for_start = || {
+        let now = now_ns();
+        if start > now {
+            std::thread::sleep(Duration::from_nanos(start - now));
+        }
+    };
+    match lock.as_str() {
+        "shmbox" => {
+            let seg = Segment::open(channel).map_err(other)?;
+            wait_for_start();
+            loop {
+                let asked = now_ns();
+                let mut guard = seg.lock().map_err(other)?;
+                let got = now_ns();
+                let previous = u32::from_le_bytes(guard.data()[..4].try_into().unwrap());
+                guard.write(0, &record).map_err(other)?;
+                drop(guard);
+                account(previous, asked, got);
+                if got >= end {
+                    break;
+                }
+            }
+        }
+        "futex" | "pthread" => {
+            let map = SharedMap::open(&PathBuf::from(channel))?;
+            let futex = FutexLock(map.u32_at(0));
+            let mutex = RobustMutex::attach(&map);
+            let pthread = lock == "pthread";
+            let data = map.u32_at(RobustMutex::SIZE);
+            wait_for_start();
+            loop {
+                let asked = now_ns();
+                if pthread {
+                    mutex.lock()
+                } else {
+                    futex.lock()
+                }
+                let got = now_ns();
+                let previous = data.load(std::sync::atomic::Ordering::Relaxed);
+                crate::peers::write_64(&map, RobustMutex::SIZE, &record);
+                if pthread {
+                    mutex.unlock()
+                } else {
+                    futex.unlock()
+                }
+                account(previous, asked, got);
+                if got >= end {
+                    break;
+                }
+            }
+        }
+        other_lock => return Err(other(format!("no lock {other_lock}"))),
+    }
+    println!("{ops} {handoffs} {worst}");
+    Ok(())
+}

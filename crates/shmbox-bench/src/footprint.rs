@@ -1,0 +1,220 @@
+//! Scenario 5: the cost of opening and closing a segment, the memory a
+//! segment takes beyond its capacity, and the peak memory of `shmbox read`
+//! and `shmbox demo`.
+//!
+//! # Safety
+//!
+//! `wait4` and `mmap` are called directly, on a child this process owns
+//! and a file it just opened.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use shmbox::{Lifetime, Segment, SegmentOptions};
+
+use crate::stats::{calibrate, median, sample};
+
+/// The capacities whose real cost is measured.
+pub const CAPACITIES: [usize; 6] = [1, 100, 1024, 4096, 65536, 1 << 20];
+
+#[derive(Debug, Clone, Default)]
+pub struct Footprint {
+    /// `Segment::open` of an existing segment, then drop, in ns.
+    pub open_close_ns: f64,
+    /// `open` + `mmap` + `munmap` + `close` of the same file, in ns.
+    pub raw_open_close_ns: f64,
+    /// (capacity, bytes the file really takes in the tmpfs).
+    pub allocated: Vec<(usize, u64)>,
+    /// Resident memory of the reaper of an until-last-close segment, KiB.
+    pub reaper_rss_kib: Option<u64>,
+    /// Peak resident memory of `shmbox read`, KiB.
+    pub read_peak_kib: Option<u64>,
+    /// Peak resident memory of `shmbox demo` (needs tmux), KiB.
+    pub demo_peak_kib: Option<u64>,
+}
+
+fn other(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+pub fn measure(quick: bool, shmbox: Option<&Path>) -> io::Result<Footprint> {
+    let mut f = Footprint::default();
+    let name = crate::unique_name("footprint");
+    let seg = Segment::create(&name, 1024).map_err(other)?;
+    let path = PathBuf::from(format!("/dev/shm/shmbox.{name}"));
+    let target = if quick {
+        Duration::from_millis(20)
+    } else {
+        Duration::from_millis(200)
+    };
+    let rounds = if quick { 3 } else { 15 };
+
+    let mut open_close = |n: u64| {
+        for _ in 0..n {
+            drop(Segment::open(&name).unwrap());
+        }
+    };
+    let mut raw = |n: u64| {
+        for _ in 0..n {
+            raw_open_map_close(&path).unwrap();
+        }
+    };
+    let n_open = calibrate(&mut open_close, target);
+    let n_raw = calibrate(&mut raw, target);
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        a.push(sample(&mut open_close, n_open));
+        b.push(sample(&mut raw, n_raw));
+    }
+    f.open_close_ns = median(&a);
+    f.raw_open_close_ns = median(&b);
+
+    for capacity in CAPACITIES {
+        let cap_name = crate::unique_name("capacity");
+        let s = SegmentOptions::new()
+            .lifetime(Lifetime::Persistent)
+            .create(&cap_name, capacity)
+            .map_err(other)?;
+        let meta = std::fs::metadata(format!("/dev/shm/shmbox.{cap_name}"))?;
+        f.allocated.push((capacity, meta.blocks() * 512));
+        drop(s);
+        shmbox::remove(&cap_name).map_err(other)?;
+    }
+
+    f.reaper_rss_kib = reaper_rss(&path);
+    if let Some(exe) = shmbox {
+        seg.write(0, b"footprint").map_err(other)?;
+        f.read_peak_kib = peak_rss_of(
+            Command::new(exe)
+                .args(["read", &name])
+                .stdout(Stdio::null()),
+        )
+        .ok();
+        f.demo_peak_kib = demo_peak_rss(exe);
+    }
+    drop(seg);
+    Ok(f)
+}
+
+fn raw_open_map_close(path: &Path) -> io::Result<()> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)?;
+    let len = file.metadata()?.len() as usize;
+    // SAFETY: a fresh shared mapping of the whole file, unmapped at once.
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            0,
+        );
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        libc::munmap(p, len);
+    }
+    Ok(())
+}
+
+/// Runs the command to its end; its peak resident memory in KiB.
+fn peak_rss_of(command: &mut Command) -> io::Result<u64> {
+    let child = command.spawn()?;
+    let mut status = 0;
+    // SAFETY: `rusage` is plain data; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for a child of this process; `child` is not waited for again.
+    let r = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(usage.ru_maxrss as u64)
+}
+
+/// Resident memory of the reaper that has the segment at `path` open.
+fn reaper_rss(path: &Path) -> Option<u64> {
+    let target = std::fs::metadata(path).ok()?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            if comm.trim() != "shmbox-reaper" {
+                continue;
+            }
+            let holds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|fd| {
+                    std::fs::metadata(fd.path())
+                        .is_ok_and(|m| m.ino() == target.ino() && m.dev() == target.dev())
+                });
+            if holds {
+                return status_kib(pid, "VmRSS:");
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    None
+}
+
+fn status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// `shmbox demo` in a tmux pane: its peak resident memory once drawn.
+fn demo_peak_rss(exe: &Path) -> Option<u64> {
+    let socket = crate::unique_name("tmux");
+    let tmux = |args: &[&str]| {
+        Command::new("tmux")
+            .args(["-L", &socket])
+            .args(args)
+            .output()
+    };
+    let name = crate::unique_name("demo");
+    let command = format!("{} demo {name}", exe.display());
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        "demo",
+        "-x",
+        "80",
+        "-y",
+        "24",
+        &command,
+    ])
+    .ok()?
+    .status
+    .success()
+    .then_some(())?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut peak = None;
+    while Instant::now() < deadline {
+        let screen = tmux(&["capture-pane", "-p", "-t", "demo"]).ok()?;
+        if String::from_utf8_lossy(&screen.stdout).contains("Write to shared memory") {
+            let pid = tmux(&["display-message", "-p", "-t", "demo", "#{pane_pid}"]).ok()?;
+            let pid: u32 = String::from_utf8_lossy(&pid.stdout).trim().parse().ok()?;
+            peak = status_kib(pid, "VmHWM:");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = tmux(&["kill-server"]);
+    peak
+}

@@ -1,0 +1,536 @@
+//! The report: Markdown tables with ratios, and SVG plots beside them.
+
+use std::fmt::Write as _;
+use std::io;
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use crate::contention::LockKind;
+use crate::copy::CopyKind;
+use crate::notify::Mechanism;
+use crate::{Latency, Results};
+
+/// Where the plots go, relative to the report.
+const PLOT_DIR: &str = "bench";
+
+/// Writes the Markdown report to `path` and its plots to `bench/` beside it.
+pub fn write(results: &Results, path: &Path) -> io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir.join(PLOT_DIR))?;
+    plot_latency(results, false, &dir.join(PLOT_DIR).join("latency.svg"))?;
+    plot_latency(
+        results,
+        true,
+        &dir.join(PLOT_DIR).join("latency-one-cpu.svg"),
+    )?;
+    plot_throughput(results, &dir.join(PLOT_DIR).join("throughput.svg"))?;
+    std::fs::write(path, markdown(results))
+}
+
+fn ns(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{:.2} ms", v / 1e6)
+    } else if v >= 1e3 {
+        format!("{:.1} µs", v / 1e3)
+    } else {
+        format!("{v:.1} ns")
+    }
+}
+
+fn size(bytes: usize) -> String {
+    match bytes {
+        b if b >= 1 << 20 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 => format!("{} KiB", b >> 10),
+        b => format!("{b} B"),
+    }
+}
+
+fn gbps(bytes: usize, ns: f64) -> f64 {
+    bytes as f64 / ns
+}
+
+/// Ratio `a / b`, printed as `1.23×`.
+fn ratio(a: f64, b: f64) -> String {
+    format!("{:.2}×", a / b)
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "**missed**" }
+}
+
+fn copy_ns(results: &Results, kind: CopyKind, size: usize) -> f64 {
+    results
+        .copies
+        .iter()
+        .find(|(k, s, _)| *k == kind && *s == size)
+        .map_or(f64::NAN, |(_, _, ns)| *ns)
+}
+
+fn latency(results: &Results, mechanism: Mechanism, one_cpu: bool) -> Option<&Latency> {
+    results
+        .latency
+        .iter()
+        .find(|l| l.mechanism == mechanism && l.one_cpu == one_cpu)
+}
+
+fn p50(results: &Results, mechanism: Mechanism) -> f64 {
+    latency(results, mechanism, false).map_or(f64::NAN, |l| l.percentile(50.0) as f64)
+}
+
+fn contention_rate(results: &Results, lock: LockKind, processes: usize) -> f64 {
+    results
+        .contention
+        .iter()
+        .find(|c| c.lock == lock && c.processes == processes)
+        .map_or(f64::NAN, |c| c.per_second())
+}
+
+/// The Markdown text of the report.
+pub fn markdown(r: &Results) -> String {
+    let mut m = String::new();
+    let floor = r.uncontended.first().map_or(f64::NAN, |u| u.1);
+    let shmbox = r
+        .uncontended
+        .iter()
+        .find(|u| u.0 == "shmbox")
+        .map_or(f64::NAN, |u| u.1);
+
+    let _ = writeln!(m, "# shmbox benchmarks\n");
+    let _ = writeln!(
+        m,
+        "Every figure below comes from one run of `shmbox bench`{}, on {}. \
+         Peers and limits were measured in the same run, interleaved where they \
+         could be, so read the ratios: this machine's absolute times move from \
+         run to run.\n",
+        if r.quick {
+            " --quick (few samples: a check that the harness works, not a measurement)"
+        } else {
+            ""
+        },
+        r.machine.date
+    );
+    let _ = writeln!(
+        m,
+        "Rerun it with `cargo run --release -p shmbox-cli --features bench -- bench` (about four minutes), or `... -- bench --quick` (seconds).\n"
+    );
+
+    let _ = writeln!(m, "## Machine\n");
+    let _ = writeln!(m, "| CPU | cores | memory | kernel |\n|---|---|---|---|");
+    let _ = writeln!(
+        m,
+        "| {} | {} | {} | {} |\n",
+        r.machine.cpu, r.machine.cores, r.machine.memory, r.machine.kernel
+    );
+
+    // Targets.
+    let copy_ratio = |read: bool, bytes: usize| {
+        let (limit, ours) = if read {
+            (CopyKind::MemcpyRead, CopyKind::ShmboxRead)
+        } else {
+            (CopyKind::MemcpyWrite, CopyKind::ShmboxWrite)
+        };
+        copy_ns(r, limit, bytes) / copy_ns(r, ours, bytes)
+    };
+    let worst_copy = [
+        copy_ratio(true, 64),
+        copy_ratio(true, 4 << 10),
+        copy_ratio(true, 1 << 20),
+        copy_ratio(true, 64 << 20),
+        copy_ratio(false, 1 << 20),
+        copy_ratio(false, 64 << 20),
+    ]
+    .into_iter()
+    .fold(f64::INFINITY, f64::min);
+    let futex_p50 = p50(r, Mechanism::Futex);
+    let spin_p50 = p50(r, Mechanism::Spin);
+    let shmbox_p50 = p50(r, Mechanism::Shmbox);
+    let shmbox_spin_p50 = p50(r, Mechanism::ShmboxSpin);
+    let iceoryx_p50 = p50(r, Mechanism::Iceoryx2);
+    let contention_worst = [2, 4]
+        .into_iter()
+        .map(|p| contention_rate(r, LockKind::Shmbox, p) / contention_rate(r, LockKind::Futex, p))
+        .fold(f64::INFINITY, f64::min);
+    let all_progress = r
+        .contention
+        .iter()
+        .filter(|c| c.lock == LockKind::Shmbox)
+        .all(|c| c.ops.iter().all(|&o| o > 0));
+    let _ = writeln!(m, "## Targets\n");
+    let _ = writeln!(m, "| target | measured | |\n|---|---|---|");
+    let _ = writeln!(
+        m,
+        "| lock + write + unlock within 1.1× the minimal futex lock | {} | {} |",
+        ratio(shmbox, floor),
+        verdict(shmbox / floor <= 1.1)
+    );
+    let _ = writeln!(
+        m,
+        "| consistent reads (64 B, 4 KiB) and bulk copies (1 MiB, 64 MiB) at least 0.9× memcpy | worst {:.2}× | {} |",
+        worst_copy,
+        verdict(worst_copy >= 0.9)
+    );
+    let _ = writeln!(
+        m,
+        "| blocking notification p50 within 1.2× the raw futex ping-pong | {} | {} |",
+        ratio(shmbox_p50, futex_p50),
+        verdict(shmbox_p50 / futex_p50 <= 1.2)
+    );
+    let _ = writeln!(
+        m,
+        "| spin mode p50 within 1.3× pure spinning | {} | {} |",
+        ratio(shmbox_spin_p50, spin_p50),
+        verdict(shmbox_spin_p50 / spin_p50 <= 1.3)
+    );
+    let _ = writeln!(
+        m,
+        "| spin mode p50 ahead of iceoryx2 busy polling | {} vs {} | {} |",
+        ns(shmbox_spin_p50),
+        ns(iceoryx_p50),
+        verdict(shmbox_spin_p50 < iceoryx_p50)
+    );
+    let _ = writeln!(
+        m,
+        "| under contention, at least 0.9× the minimal futex lock's throughput, every process progressing | worst {:.2}×; {} | {} |\n",
+        contention_worst,
+        if all_progress {
+            "every process progressed"
+        } else {
+            "**a process made no progress**"
+        },
+        verdict(contention_worst >= 0.9 && all_progress)
+    );
+
+    // 1.
+    let _ = writeln!(m, "## 1. Uncontended lock + write 64 B + unlock\n");
+    let _ = writeln!(
+        m,
+        "One process, one mapping each, {} interleaved rounds; the median time per operation.\n",
+        if r.quick { 3 } else { 21 }
+    );
+    let _ = writeln!(
+        m,
+        "| lock | per operation | × shmbox | × the floor |\n|---|---:|---:|---:|"
+    );
+    for (name, t) in &r.uncontended {
+        let _ = writeln!(
+            m,
+            "| {name} | {} | {} | {} |",
+            ns(*t),
+            ratio(*t, shmbox),
+            ratio(*t, floor)
+        );
+    }
+    let _ = writeln!(
+        m,
+        "\nshmbox keeps what the floor lacks: the holder's identity and dead-owner \
+         recovery, a seqlock commit that lets readers skip the lock, the last \
+         writer's pid and time, and a wake-up for waiters of `wait_for_change`.\n"
+    );
+
+    // 2.
+    let _ = writeln!(m, "## 2. Copies against memcpy into the same mapping\n");
+    let _ = writeln!(
+        m,
+        "memcpy is the limit: it copies into or out of the segment's own mapping with \
+         the lock held once for all iterations. shmbox write locks, copies, commits \
+         and unlocks every time; shmbox read is `read_consistent_into`, without the lock.\n"
+    );
+    let _ = writeln!(
+        m,
+        "| size | memcpy write | shmbox write | ratio | memcpy read | shmbox read | ratio |\n|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for bytes in crate::copy::SIZES {
+        let cell = |k| {
+            let t = copy_ns(r, k, bytes);
+            format!("{} ({:.1} GB/s)", ns(t), gbps(bytes, t))
+        };
+        let _ = writeln!(
+            m,
+            "| {} | {} | {} | {:.2}× | {} | {} | {:.2}× |",
+            size(bytes),
+            cell(CopyKind::MemcpyWrite),
+            cell(CopyKind::ShmboxWrite),
+            copy_ratio(false, bytes),
+            cell(CopyKind::MemcpyRead),
+            cell(CopyKind::ShmboxRead),
+            copy_ratio(true, bytes)
+        );
+    }
+    let _ = writeln!(
+        m,
+        "\nThe ratio is shmbox's throughput over memcpy's.\n\n![throughput against size]({PLOT_DIR}/throughput.svg)\n"
+    );
+
+    // 3.
+    let trips = r.latency.first().map_or(0, |l| l.sorted_ns.len());
+    let _ = writeln!(
+        m,
+        "## 3. Change-notification latency between two processes\n"
+    );
+    let _ = writeln!(
+        m,
+        "From the moment a writer stamps and commits until the waiting process \
+         returns, over {trips} round trips each (one-way, measured on the shared \
+         monotonic clock). The spin mode spins up to {} µs before sleeping.\n",
+        crate::notify::SPIN.as_micros()
+    );
+    for one_cpu in [false, true] {
+        let _ = writeln!(
+            m,
+            "**{}**\n",
+            if one_cpu {
+                "Both processes on one CPU** (pinned to CPU 0; busy-polling mechanisms are left out: a spinner on a shared CPU only progresses when the scheduler preempts it)**"
+            } else {
+                "Each process free to run on either CPU"
+            }
+        );
+        let base =
+            latency(r, Mechanism::Shmbox, one_cpu).map_or(f64::NAN, |l| l.percentile(50.0) as f64);
+        let _ = writeln!(
+            m,
+            "| mechanism | p50 | p99 | max | p50 × shmbox (sleep) |\n|---|---:|---:|---:|---:|"
+        );
+        for l in r.latency.iter().filter(|l| l.one_cpu == one_cpu) {
+            let p = |q| l.percentile(q) as f64;
+            let _ = writeln!(
+                m,
+                "| {} | {} | {} | {} | {} |",
+                l.mechanism.label(),
+                ns(p(50.0)),
+                ns(p(99.0)),
+                ns(l.sorted_ns.last().copied().unwrap_or(0) as f64),
+                ratio(p(50.0), base)
+            );
+        }
+        let _ = writeln!(m);
+    }
+    let _ = writeln!(
+        m,
+        "![latency distributions]({PLOT_DIR}/latency.svg)\n\n![latency distributions, one CPU]({PLOT_DIR}/latency-one-cpu.svg)\n"
+    );
+
+    // 4.
+    let _ = writeln!(m, "## 4. Contention\n");
+    let _ = writeln!(
+        m,
+        "Each process loops on lock + write 64 B + unlock for {:.1} s, reading the \
+         clock before and after each lock. A hand-off is an acquisition that \
+         follows another process's.\n",
+        r.contention.first().map_or(0.0, |c| c.seconds)
+    );
+    let _ = writeln!(
+        m,
+        "| lock | processes | operations/s | × the floor | hand-offs | worst wait | per process |\n|---|---:|---:|---:|---:|---:|---|"
+    );
+    for c in &r.contention {
+        let floor = contention_rate(r, LockKind::Futex, c.processes);
+        let per: Vec<String> = c.ops.iter().map(|o| o.to_string()).collect();
+        let _ = writeln!(
+            m,
+            "| {} | {} | {:.0} | {} | {:.1}% | {} | {} |",
+            c.lock.label(),
+            c.processes,
+            c.per_second(),
+            ratio(c.per_second(), floor),
+            c.handoff_share() * 100.0,
+            ns(c.worst_wait_ns as f64),
+            per.join(" / ")
+        );
+    }
+    let _ = writeln!(m);
+
+    // 5.
+    let f = &r.footprint;
+    let _ = writeln!(m, "## 5. Footprint\n");
+    let _ = writeln!(
+        m,
+        "- Opening an existing segment, mapping it and closing it: {} (`open` + `mmap` + `munmap` + `close` of the same file: {}, {} of it). \
+         shmbox also validates the header, joins the segment's lifetime lock, checks for a reaper and claims a lock id.",
+        ns(f.open_close_ns),
+        ns(f.raw_open_close_ns),
+        ratio(f.open_close_ns, f.raw_open_close_ns)
+    );
+    let _ = writeln!(
+        m,
+        "- Memory a segment takes in /dev/shm: a 256-byte header, then the capacity, rounded up to whole pages:\n"
+    );
+    let _ = writeln!(
+        m,
+        "  | capacity | allocated | beyond the capacity |\n  |---:|---:|---:|"
+    );
+    for (cap, allocated) in &f.allocated {
+        let _ = writeln!(
+            m,
+            "  | {cap} B | {allocated} B | {} B |",
+            allocated.saturating_sub(*cap as u64)
+        );
+    }
+    let kib = |v: Option<u64>| v.map_or("not measured".to_owned(), |k| format!("{k} KiB"));
+    let _ = writeln!(
+        m,
+        "\n- The reaper of an until-last-close segment (one small process per segment): {} resident.",
+        kib(f.reaper_rss_kib)
+    );
+    let _ = writeln!(
+        m,
+        "- Peak resident memory of `shmbox read`: {}.",
+        kib(f.read_peak_kib)
+    );
+    let _ = writeln!(
+        m,
+        "- Peak resident memory of `shmbox demo` at 80×24: {}{}.\n",
+        kib(f.demo_peak_kib),
+        if f.demo_peak_kib.is_none() {
+            " (it needs tmux)"
+        } else {
+            ""
+        }
+    );
+    m
+}
+
+fn plot_err(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(format!("plotting failed: {e}"))
+}
+
+const COLORS: [RGBColor; 7] = [
+    RGBColor(0x1f, 0x77, 0xb4),
+    RGBColor(0xd6, 0x27, 0x28),
+    RGBColor(0x2c, 0xa0, 0x2c),
+    RGBColor(0xff, 0x7f, 0x0e),
+    RGBColor(0x94, 0x67, 0xbd),
+    RGBColor(0x8c, 0x56, 0x4b),
+    RGBColor(0x7f, 0x7f, 0x7f),
+];
+
+/// Cumulative distributions of one-way latency, log scale.
+fn plot_latency(r: &Results, one_cpu: bool, path: &Path) -> io::Result<()> {
+    let series: Vec<&Latency> = r
+        .latency
+        .iter()
+        .filter(|l| l.one_cpu == one_cpu && !l.sorted_ns.is_empty())
+        .collect();
+    let lo = series
+        .iter()
+        .map(|l| l.sorted_ns[0])
+        .min()
+        .unwrap_or(1)
+        .max(10) as f64
+        / 1e3;
+    let hi = series
+        .iter()
+        .map(|l| l.percentile(99.9))
+        .max()
+        .unwrap_or(1000)
+        .max(1) as f64
+        / 1e3;
+    let root = SVGBackend::new(path, (900, 520)).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_err)?;
+    let title = if one_cpu {
+        "One-way notification latency, both processes on one CPU"
+    } else {
+        "One-way notification latency"
+    };
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d((lo * 0.8..hi * 1.25).log_scale(), 0f64..1f64)
+        .map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .x_desc("latency (µs, log scale)")
+        .y_desc("fraction of round trips")
+        .draw()
+        .map_err(plot_err)?;
+    for (i, l) in series.iter().enumerate() {
+        let n = l.sorted_ns.len();
+        let step = (n / 600).max(1);
+        let points: Vec<(f64, f64)> = (0..n)
+            .step_by(step)
+            .map(|k| (l.sorted_ns[k] as f64 / 1e3, (k + 1) as f64 / n as f64))
+            .filter(|(x, _)| *x <= hi * 1.25)
+            .collect();
+        let color = COLORS[i % COLORS.len()];
+        chart
+            .draw_series(LineSeries::new(points, color.stroke_width(2)))
+            .map_err(plot_err)?
+            .label(l.mechanism.label())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(plot_err)?;
+    root.present().map_err(plot_err)
+}
+
+/// Throughput against size for each kind of copy.
+fn plot_throughput(r: &Results, path: &Path) -> io::Result<()> {
+    let max_gbps = r
+        .copies
+        .iter()
+        .map(|(_, s, t)| gbps(*s, *t))
+        .fold(1.0, f64::max);
+    let sizes = crate::copy::SIZES;
+    let root = SVGBackend::new(path, (900, 520)).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_err)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("Copy throughput against size", ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(
+            (sizes[0] as f64 / 1.5..*sizes.last().unwrap() as f64 * 1.5).log_scale(),
+            0f64..max_gbps * 1.1,
+        )
+        .map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .x_desc("bytes per copy (log scale)")
+        .y_desc("GB/s")
+        .x_label_formatter(&|v| size(*v as usize))
+        .draw()
+        .map_err(plot_err)?;
+    for (i, kind) in CopyKind::ALL.into_iter().enumerate() {
+        let points: Vec<(f64, f64)> = r
+            .copies
+            .iter()
+            .filter(|(k, _, _)| *k == kind)
+            .map(|(_, s, t)| (*s as f64, gbps(*s, *t)))
+            .collect();
+        let color = COLORS[i % COLORS.len()];
+        chart
+            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+            .map_err(plot_err)?
+            .label(kind.label())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        chart
+            .draw_series(
+                points
+                    .into_iter()
+                    .map(|p| Circle::new(p, 3, color.filled())),
+            )
+            .map_err(plot_err)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(plot_err)?;
+    root.present().map_err(plot_err)
+}
