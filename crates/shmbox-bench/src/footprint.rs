@@ -88,13 +88,7 @@ pub fn measure(quick: bool, shmbox: Option<&Path>) -> io::Result<Footprint> {
 
     f.reaper_rss_kib = reaper_rss(&path);
     if let Some(exe) = shmbox {
-        seg.write(0, b"footprint").map_err(other)?;
-        f.read_peak_kib = peak_rss_of(
-            Command::new(exe)
-                .args(["read", &name])
-                .stdout(Stdio::null()),
-        )
-        .ok();
+        f.read_peak_kib = read_peak_rss(exe).ok();
         f.demo_peak_kib = demo_peak_rss(exe);
     }
     drop(seg);
@@ -125,18 +119,40 @@ fn raw_open_map_close(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Runs the command to its end; its peak resident memory in KiB.
-fn peak_rss_of(command: &mut Command) -> io::Result<u64> {
-    let child = command.spawn()?;
-    let mut status = 0;
-    // SAFETY: `rusage` is plain data; wait4 fills it for our own child.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waits for a child of this process; `child` is not waited for again.
-    let r = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
+/// Peak resident memory, in KiB, of `shmbox read` printing a 1 MiB segment.
+///
+/// Measured as the child's own high-water mark while it is blocked writing
+/// to a pipe that is not yet read: `wait4`'s figure would count this large
+/// process's pages too, which the child shares until it executes.
+fn read_peak_rss(exe: &Path) -> io::Result<u64> {
+    use std::io::Read;
+    let name = crate::unique_name("read-rss");
+    let seg = Segment::create(&name, 1 << 20).map_err(other)?;
+    seg.write(0, &vec![b'x'; 1 << 20]).map_err(other)?;
+    let mut child = Command::new(exe)
+        .args(["read", &name, "--format", "raw"])
+        .stdout(Stdio::piped())
+        .spawn()?;
+    // Wait until it has filled the pipe, that is, read the whole segment.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut peak = 0;
+    while Instant::now() < deadline {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/wchan", child.id())).unwrap_or_default();
+        peak = peak.max(status_kib(child.id(), "VmHWM:").unwrap_or(0));
+        if stat.contains("pipe_write") || stat.contains("wait_woken") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
     }
-    Ok(usage.ru_maxrss as u64)
+    peak = peak.max(status_kib(child.id(), "VmHWM:").unwrap_or(0));
+    let mut sink = Vec::new();
+    child.stdout.take().unwrap().read_to_end(&mut sink)?;
+    child.wait()?;
+    if sink.len() != 1 << 20 {
+        return Err(other("shmbox read printed the wrong number of bytes"));
+    }
+    Ok(peak)
 }
 
 /// Resident memory of the reaper that has the segment at `path` open.

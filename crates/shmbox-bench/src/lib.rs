@@ -41,7 +41,7 @@ use crate::contention::{Contention, LockKind};
 use crate::copy::{Copies, CopyKind, SIZES};
 use crate::footprint::Footprint;
 use crate::machine::Machine;
-use crate::notify::Mechanism;
+use crate::notify::{Mechanism, Placement};
 use crate::stats::{calibrate, median, sample};
 
 /// Makes the command for a child process with these arguments; the child
@@ -105,7 +105,7 @@ pub struct Results {
 #[derive(Debug, Clone)]
 pub struct Latency {
     pub mechanism: Mechanism,
-    pub one_cpu: bool,
+    pub placement: Placement,
     pub sorted_ns: Vec<u64>,
 }
 
@@ -203,29 +203,30 @@ pub fn run(config: &Config, spawn: Spawn<'_>) -> io::Result<Results> {
 
     // 3. Notification latency, on two CPUs, then with both processes on one.
     let trips = if quick { 2_000 } else { 100_000 };
-    let runs: Vec<(Mechanism, bool)> = Mechanism::ALL
+    let runs: Vec<(Mechanism, Placement)> = Mechanism::ALL
         .iter()
-        .map(|&m| (m, false))
+        .map(|&m| (m, Placement::TwoCpus))
         .chain(
             Mechanism::ALL
                 .iter()
                 .filter(|m| m.sleeps())
-                .map(|&m| (m, true)),
+                .map(|&m| (m, Placement::OneCpu)),
         )
         .collect();
     let b = bar(&progress, runs.len() as u64, "3 notification latency");
     let mut latency = Vec::new();
-    for (mechanism, one_cpu) in runs {
+    for (mechanism, placement) in runs {
+        let one_cpu = placement == Placement::OneCpu;
         b.set_message(format!(
             "{}{}",
             mechanism.label(),
             if one_cpu { ", one CPU" } else { "" }
         ));
-        let mut sorted_ns = notify::pingpong(mechanism, trips, one_cpu, spawn)?;
+        let mut sorted_ns = notify::pingpong(mechanism, trips, placement, spawn)?;
         sorted_ns.sort_unstable();
         latency.push(Latency {
             mechanism,
-            one_cpu,
+            placement,
             sorted_ns,
         });
         b.inc(1);

@@ -151,13 +151,13 @@ pub fn now_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// Runs this process (all its threads started from now) on CPU 0 only.
-pub fn pin_to_cpu0() -> io::Result<()> {
+/// Runs this thread (and the threads it starts) on CPU `cpu` only.
+pub fn pin_to_cpu(cpu: usize) -> io::Result<()> {
     // SAFETY: a zeroed cpu_set_t is the empty set; CPU_SET and
     // sched_setaffinity take it by pointer.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(0, &mut set);
+        libc::CPU_SET(cpu, &mut set);
         if libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) != 0 {
             return Err(io::Error::last_os_error());
         }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use shmbox::{Segment, SegmentOptions};
 
 use crate::Spawn;
-use crate::mapping::{SharedMap, futex_wait, futex_wake, now_ns, pin_to_cpu0, unpin};
+use crate::mapping::{SharedMap, futex_wait, futex_wake, now_ns, pin_to_cpu, unpin};
 
 /// How long the shmbox spin-then-sleep mode spins before sleeping.
 pub const SPIN: Duration = Duration::from_micros(200);
@@ -90,14 +90,33 @@ fn other(e: impl std::fmt::Display) -> io::Error {
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Where the two processes run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// This process on CPU 0, the child on CPU 1: every wake-up crosses CPUs.
+    TwoCpus,
+    /// Both on CPU 0.
+    OneCpu,
+}
+
+impl Placement {
+    fn cpus(self) -> (usize, usize) {
+        match self {
+            Placement::TwoCpus => (0, 1),
+            Placement::OneCpu => (0, 0),
+        }
+    }
+}
+
 /// Runs `rounds` round trips with a child process; returns the one-way
-/// latencies (ns) the child saw. `one_cpu` pins both processes to CPU 0.
+/// latencies (ns) the child saw.
 pub fn pingpong(
     mechanism: Mechanism,
     rounds: u64,
-    one_cpu: bool,
+    placement: Placement,
     spawn: Spawn<'_>,
 ) -> io::Result<Vec<u64>> {
+    let (my_cpu, child_cpu) = placement.cpus();
     let results = std::env::temp_dir().join(format!("{}.lat", crate::unique_name("notify")));
     let channel = crate::unique_name(mechanism.id());
     let mut args: Vec<String> = vec![
@@ -105,7 +124,7 @@ pub fn pingpong(
         mechanism.id().into(),
         String::new(), // the channel, filled in below
         rounds.to_string(),
-        (one_cpu as u8).to_string(),
+        child_cpu.to_string(),
         results.display().to_string(),
     ];
     let outcome = match mechanism {
@@ -121,7 +140,7 @@ pub fn pingpong(
                 .map_err(other)?;
             args[2] = channel;
             let mut child = start(spawn, &args, false)?;
-            run_pinned(one_cpu, || {
+            run_pinned(my_cpu, || {
                 for _ in 0..rounds {
                     let mut guard = seg.lock().map_err(other)?;
                     guard.write(0, &now_ns().to_le_bytes()).map_err(other)?;
@@ -138,7 +157,7 @@ pub fn pingpong(
             let mut child = start(spawn, &args, false)?;
             let (ping, pong, stamp) = (map.u32_at(0), map.u32_at(64), map.u64_at(128));
             let spin = mechanism == Mechanism::Spin;
-            run_pinned(one_cpu, || {
+            run_pinned(my_cpu, || {
                 for round in 0..rounds as u32 {
                     stamp.store(now_ns(), Ordering::Relaxed);
                     ping.store(round + 1, Ordering::Release);
@@ -165,7 +184,7 @@ pub fn pingpong(
             let mut child = start(spawn, &args, true)?;
             let mut to_child = child.stdin.take().unwrap();
             let mut from_child = child.stdout.take().unwrap();
-            run_pinned(one_cpu, || {
+            run_pinned(my_cpu, || {
                 let mut reply = [0u8; 1];
                 for _ in 0..rounds {
                     to_child.write_all(&now_ns().to_le_bytes())?;
@@ -182,7 +201,7 @@ pub fn pingpong(
             let mut child = start(spawn, &args, false)?;
             let (mut stream, _) = listener.accept()?;
             let _ = std::fs::remove_file(&path);
-            run_pinned(one_cpu, || {
+            run_pinned(my_cpu, || {
                 let mut reply = [0u8; 1];
                 for _ in 0..rounds {
                     stream.write_all(&now_ns().to_le_bytes())?;
@@ -213,7 +232,7 @@ pub fn pingpong(
             let subscriber = pong.subscriber_builder().create().map_err(other)?;
             args[2] = channel;
             let mut child = start(spawn, &args, false)?;
-            run_pinned(one_cpu, || {
+            run_pinned(my_cpu, || {
                 for _ in 0..rounds {
                     publisher
                         .loan_uninit()
@@ -273,14 +292,10 @@ fn finish(child: &mut Child) -> io::Result<()> {
     }
 }
 
-fn run_pinned(one_cpu: bool, body: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
-    if one_cpu {
-        pin_to_cpu0()?;
-    }
+fn run_pinned(cpu: usize, body: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
+    pin_to_cpu(cpu)?;
     let result = body();
-    if one_cpu {
-        unpin()?;
-    }
+    unpin()?;
     result
 }
 
@@ -292,17 +307,15 @@ fn read_latencies(path: &Path) -> io::Result<Vec<u64>> {
         .collect())
 }
 
-/// The child's side: `pong MECHANISM CHANNEL ROUNDS ONE_CPU RESULTS`.
+/// The child's side: `pong MECHANISM CHANNEL ROUNDS CPU RESULTS`.
 pub fn pong(args: &[String]) -> io::Result<()> {
-    let [mechanism, channel, rounds, one_cpu, results] = args else {
+    let [mechanism, channel, rounds, cpu, results] = args else {
         return Err(other(format!("pong takes 5 arguments, not {args:?}")));
     };
     let mechanism =
         Mechanism::from_id(mechanism).ok_or_else(|| other(format!("no mechanism {mechanism}")))?;
     let rounds: u64 = rounds.parse().map_err(other)?;
-    if one_cpu == "1" {
-        pin_to_cpu0()?;
-    }
+    pin_to_cpu(cpu.parse().map_err(other)?)?;
     let mut latencies = Vec::with_capacity(rounds as usize);
     let ready = || {
         eprintln!("ready");

@@ -8,7 +8,7 @@ use plotters::prelude::*;
 
 use crate::contention::LockKind;
 use crate::copy::CopyKind;
-use crate::notify::Mechanism;
+use crate::notify::{Mechanism, Placement};
 use crate::{Latency, Results};
 
 /// Where the plots go, relative to the report.
@@ -21,11 +21,12 @@ pub fn write(results: &Results, path: &Path) -> io::Result<()> {
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir.join(PLOT_DIR))?;
-    plot_latency(results, false, &dir.join(PLOT_DIR).join("latency.svg"))?;
+    let plots = dir.join(PLOT_DIR);
+    plot_latency(results, Placement::TwoCpus, &plots.join("latency.svg"))?;
     plot_latency(
         results,
-        true,
-        &dir.join(PLOT_DIR).join("latency-one-cpu.svg"),
+        Placement::OneCpu,
+        &plots.join("latency-one-cpu.svg"),
     )?;
     plot_throughput(results, &dir.join(PLOT_DIR).join("throughput.svg"))?;
     std::fs::write(path, markdown(results))
@@ -70,15 +71,15 @@ fn copy_ns(results: &Results, kind: CopyKind, size: usize) -> f64 {
         .map_or(f64::NAN, |(_, _, ns)| *ns)
 }
 
-fn latency(results: &Results, mechanism: Mechanism, one_cpu: bool) -> Option<&Latency> {
+fn latency(results: &Results, mechanism: Mechanism, placement: Placement) -> Option<&Latency> {
     results
         .latency
         .iter()
-        .find(|l| l.mechanism == mechanism && l.one_cpu == one_cpu)
+        .find(|l| l.mechanism == mechanism && l.placement == placement)
 }
 
 fn p50(results: &Results, mechanism: Mechanism) -> f64 {
-    latency(results, mechanism, false).map_or(f64::NAN, |l| l.percentile(50.0) as f64)
+    latency(results, mechanism, Placement::TwoCpus).map_or(f64::NAN, |l| l.percentile(50.0) as f64)
 }
 
 fn contention_rate(results: &Results, lock: LockKind, processes: usize) -> f64 {
@@ -278,23 +279,23 @@ pub fn markdown(r: &Results) -> String {
          monotonic clock). The spin mode spins up to {} µs before sleeping.\n",
         crate::notify::SPIN.as_micros()
     );
-    for one_cpu in [false, true] {
+    for placement in [Placement::TwoCpus, Placement::OneCpu] {
         let _ = writeln!(
             m,
-            "**{}**\n",
-            if one_cpu {
-                "Both processes on one CPU** (pinned to CPU 0; busy-polling mechanisms are left out: a spinner on a shared CPU only progresses when the scheduler preempts it)**"
+            "{}\n",
+            if placement == Placement::OneCpu {
+                "**Both processes on CPU 0.** Busy-polling mechanisms are left out: a spinner that shares its CPU with the writer only progresses when the scheduler preempts it."
             } else {
-                "Each process free to run on either CPU"
+                "**The writer on CPU 0, the waiter on CPU 1**: every wake-up crosses CPUs."
             }
         );
-        let base =
-            latency(r, Mechanism::Shmbox, one_cpu).map_or(f64::NAN, |l| l.percentile(50.0) as f64);
+        let base = latency(r, Mechanism::Shmbox, placement)
+            .map_or(f64::NAN, |l| l.percentile(50.0) as f64);
         let _ = writeln!(
             m,
             "| mechanism | p50 | p99 | max | p50 × shmbox (sleep) |\n|---|---:|---:|---:|---:|"
         );
-        for l in r.latency.iter().filter(|l| l.one_cpu == one_cpu) {
+        for l in r.latency.iter().filter(|l| l.placement == placement) {
             let p = |q| l.percentile(q) as f64;
             let _ = writeln!(
                 m,
@@ -377,7 +378,7 @@ pub fn markdown(r: &Results) -> String {
     );
     let _ = writeln!(
         m,
-        "- Peak resident memory of `shmbox read`: {}.",
+        "- Peak resident memory of `shmbox read` printing a 1 MiB segment: {}.",
         kib(f.read_peak_kib)
     );
     let _ = writeln!(
@@ -408,11 +409,11 @@ const COLORS: [RGBColor; 7] = [
 ];
 
 /// Cumulative distributions of one-way latency, log scale.
-fn plot_latency(r: &Results, one_cpu: bool, path: &Path) -> io::Result<()> {
+fn plot_latency(r: &Results, placement: Placement, path: &Path) -> io::Result<()> {
     let series: Vec<&Latency> = r
         .latency
         .iter()
-        .filter(|l| l.one_cpu == one_cpu && !l.sorted_ns.is_empty())
+        .filter(|l| l.placement == placement && !l.sorted_ns.is_empty())
         .collect();
     let lo = series
         .iter()
@@ -430,10 +431,10 @@ fn plot_latency(r: &Results, one_cpu: bool, path: &Path) -> io::Result<()> {
         / 1e3;
     let root = SVGBackend::new(path, (900, 520)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_err)?;
-    let title = if one_cpu {
+    let title = if placement == Placement::OneCpu {
         "One-way notification latency, both processes on one CPU"
     } else {
-        "One-way notification latency"
+        "One-way notification latency, writer and waiter on different CPUs"
     };
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 20))

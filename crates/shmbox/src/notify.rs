@@ -22,6 +22,9 @@ use std::time::Duration;
 use crate::lock::{Parker, WATCHERS};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 
+/// How long a spinning waiter spins without yielding its CPU.
+const PURE_SPIN: Duration = Duration::from_micros(2);
+
 /// Wakes every watcher. Called after an unlock that followed a commit found
 /// WATCHERS set (`lock::Unlocked::ReleasedWakeWatchers`), or after a lock was
 /// taken over from a holder that may have committed and died before waking.
@@ -70,22 +73,22 @@ pub(crate) fn wait_for_change(
     let deadline = timeout.and_then(|t| started.checked_add(t));
     if !spin.is_zero() {
         let spin = timeout.map_or(spin, |t| spin.min(t));
-        let mut rounds = 0u32;
-        'spinning: loop {
+        loop {
             // Read the clock only now and then: it costs more than a load.
-            for _ in 0..64 {
+            for _ in 0..16 {
                 let s = seq.load(Ordering::Acquire);
                 if s >> 1 != since {
                     return Some(s >> 1);
                 }
                 crate::sync::spin_loop();
             }
-            if parker.now().duration_since(started) >= spin {
-                break 'spinning;
+            let spun = parker.now().duration_since(started);
+            if spun >= spin {
+                break;
             }
-            // Now and then, let a writer that shares this CPU run.
-            rounds += 1;
-            if rounds % 8 == 0 {
+            // After a couple of microseconds, let a writer that may share
+            // this CPU run: spinning cannot help it.
+            if spun >= PURE_SPIN {
                 crate::sync::yield_now();
             }
         }

@@ -1,0 +1,114 @@
+//! The benchmark harness in quick mode: every scenario runs, and the report
+//! it writes is well-formed (every heading, every peer, consistent tables,
+//! finite numbers, real SVG plots). A check that the harness works; the
+//! numbers of a quick run mean little.
+
+use std::process::Command;
+
+/// Set in the environment of this binary's child processes.
+const CHILD: &str = "SHMBOX_BENCH_CHILD";
+
+fn main() {
+    if std::env::var_os(CHILD).is_some() {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        std::process::exit(shmbox_bench::child_main(&args));
+    }
+    // Honour `cargo test -- --list` and filters that exclude this check.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--list") {
+        println!("quick_benchmark_writes_a_well_formed_report: test");
+        return;
+    }
+    if let Some(filter) = args.iter().find(|a| !a.starts_with('-')) {
+        if !"quick_benchmark_writes_a_well_formed_report".contains(filter.as_str()) {
+            println!("test result: ok. 0 passed; 0 failed; 1 filtered out");
+            return;
+        }
+    }
+
+    let dir = std::env::temp_dir().join(shmbox_bench::unique_name("report"));
+    let output = dir.join("BENCHMARKS.md");
+    let spawn = |args: &[String]| {
+        let mut command = Command::new(std::env::current_exe().unwrap());
+        command.env(CHILD, "1").args(args);
+        command
+    };
+    let config = shmbox_bench::Config {
+        quick: true,
+        output: output.clone(),
+        shmbox_exe: None,
+    };
+    let results = shmbox_bench::run(&config, &spawn).expect("the quick benchmark runs");
+
+    let report = std::fs::read_to_string(&output).expect("the report was written");
+    check_report(&report, &results);
+    for plot in ["latency.svg", "latency-one-cpu.svg", "throughput.svg"] {
+        let svg =
+            std::fs::read_to_string(dir.join("bench").join(plot)).expect("the plot was written");
+        assert!(
+            svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
+            "{plot} is not an SVG"
+        );
+        assert!(
+            svg.contains("<polyline") || svg.contains("<path"),
+            "{plot} draws nothing"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    println!("test quick_benchmark_writes_a_well_formed_report ... ok");
+    println!("test result: ok. 1 passed; 0 failed");
+}
+
+fn check_report(report: &str, results: &shmbox_bench::Results) {
+    for heading in [
+        "# shmbox benchmarks",
+        "## Machine",
+        "## Targets",
+        "## 1. Uncontended lock + write 64 B + unlock",
+        "## 2. Copies against memcpy into the same mapping",
+        "## 3. Change-notification latency between two processes",
+        "## 4. Contention",
+        "## 5. Footprint",
+    ] {
+        assert!(report.contains(heading), "no {heading:?} in the report");
+    }
+    for peer in [
+        "minimal futex lock (floor)",
+        "glibc robust pthread mutex",
+        "raw_sync Mutex",
+        "fcntl OFD lock",
+        "raw futex ping-pong (kernel floor)",
+        "pure spinning on an atomic (hardware floor)",
+        "iceoryx2 publish-subscribe, busy polling",
+        "pipe",
+        "Unix domain socket",
+    ] {
+        assert!(report.contains(&format!("| {peer} |")), "no row for {peer}");
+    }
+    for bad in ["NaN", "inf", "nan"] {
+        assert!(!report.contains(bad), "the report holds {bad}:\n{report}");
+    }
+    // Every table row has as many cells as its header.
+    let mut columns = None;
+    for line in report.lines().map(str::trim) {
+        if !line.starts_with('|') {
+            columns = None;
+            continue;
+        }
+        let cells = line.matches('|').count();
+        match columns {
+            None => columns = Some(cells),
+            Some(n) => assert_eq!(cells, n, "a malformed table row: {line}"),
+        }
+    }
+    assert!(results.uncontended.iter().all(|(_, ns)| *ns > 0.0));
+    assert!(results.copies.iter().all(|(_, _, ns)| *ns > 0.0));
+    assert!(results.latency.iter().all(|l| l.sorted_ns.len() == 2_000));
+    assert!(
+        results
+            .contention
+            .iter()
+            .all(|c| c.ops.iter().all(|&o| o > 0)),
+        "a process made no progress"
+    );
+}
