@@ -59,6 +59,10 @@ pub(crate) enum ReadFailure {
 
 /// Runs `copy` until it ran entirely between two equal, even sequence values,
 /// and returns the generation it saw. `me` is the caller's own lock id.
+///
+/// The first attempt is inlined into the caller: with no writer active it
+/// is two loads, the copy and a compiler fence.
+#[inline]
 pub(crate) fn read(
     seq: &AtomicU64,
     lock_word: &AtomicU32,
@@ -67,6 +71,30 @@ pub(crate) fn read(
     timeout: Option<Duration>,
     parker: &impl Parker,
     mut copy: impl FnMut(),
+) -> Result<u64, ReadFailure> {
+    let s1 = seq.load(Ordering::Acquire);
+    if s1 & 1 == 0 {
+        copy();
+        fence(Ordering::Acquire);
+        if seq.load(Ordering::Relaxed) == s1 {
+            return Ok(s1 >> 1);
+        }
+    }
+    read_contended(seq, lock_word, notify_word, me, timeout, parker, &mut copy)
+}
+
+/// `read` once a writer got in the way: spins, yields, then sleeps until
+/// the commit, checking that the writer still lives.
+#[cold]
+#[inline(never)]
+fn read_contended(
+    seq: &AtomicU64,
+    lock_word: &AtomicU32,
+    notify_word: &AtomicU32,
+    me: u32,
+    timeout: Option<Duration>,
+    parker: &impl Parker,
+    copy: &mut impl FnMut(),
 ) -> Result<u64, ReadFailure> {
     let mut busy_rounds = 0u32;
     let mut deadline: Option<Option<Instant>> = None;
