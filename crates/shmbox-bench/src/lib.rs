@@ -92,6 +92,8 @@ pub struct Config {
 pub struct Results {
     pub machine: Machine,
     pub quick: bool,
+    /// How many interleaved rounds scenario 1 took its median over.
+    pub uncontended_rounds: usize,
     /// (scenario, median ns per operation); the floor first.
     pub uncontended: Vec<(String, f64)>,
     /// (kind, size, median ns per copy).
@@ -259,6 +261,7 @@ pub fn run(config: &Config, spawn: Spawn<'_>) -> io::Result<Results> {
     let results = Results {
         machine: Machine::describe(),
         quick,
+        uncontended_rounds: rounds,
         uncontended,
         copies,
         latency,

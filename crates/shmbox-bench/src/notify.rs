@@ -134,18 +134,23 @@ pub fn pingpong(
             } else {
                 Duration::ZERO
             };
-            let seg = SegmentOptions::new()
-                .spin_before_sleep(spin)
-                .create(&channel, 64)
-                .map_err(other)?;
+            // One segment each way, as a publisher and a subscriber would
+            // have (and as the iceoryx2 scenario has): each segment has a
+            // single writer, so its lines are only read by the other side.
+            let options = SegmentOptions::new().spin_before_sleep(spin);
+            let ping = options.create(&channel, 64).map_err(other)?;
+            let pong = options.create(pong_name(&channel), 64).map_err(other)?;
             args[2] = channel;
             let mut child = start(spawn, &args, false)?;
             run_pinned(my_cpu, || {
+                let mut answered = pong.generation();
                 for _ in 0..rounds {
-                    let mut guard = seg.lock().map_err(other)?;
+                    // The stamp is taken with the lock held, just before the
+                    // commit, so that taking the lock is not timed.
+                    let mut guard = ping.lock().map_err(other)?;
                     guard.write(0, &now_ns().to_le_bytes()).map_err(other)?;
-                    let mine = guard.unlock();
-                    seg.wait_for_change(mine, TIMEOUT).map_err(other)?;
+                    guard.unlock();
+                    answered = pong.wait_for_change(answered, TIMEOUT).map_err(other)?;
                 }
                 Ok(())
             })
@@ -307,6 +312,11 @@ fn read_latencies(path: &Path) -> io::Result<Vec<u64>> {
         .collect())
 }
 
+/// The segment that carries the answers back.
+fn pong_name(channel: &str) -> String {
+    format!("{channel}-pong")
+}
+
 /// The child's side: `pong MECHANISM CHANNEL ROUNDS CPU RESULTS`.
 pub fn pong(args: &[String]) -> io::Result<()> {
     let [mechanism, channel, rounds, cpu, results] = args else {
@@ -327,21 +337,18 @@ pub fn pong(args: &[String]) -> io::Result<()> {
             } else {
                 Duration::ZERO
             };
-            let seg: Segment = SegmentOptions::new()
-                .spin_before_sleep(spin)
-                .open(channel)
-                .map_err(other)?;
-            let mut seen = seg.generation();
+            let options = SegmentOptions::new().spin_before_sleep(spin);
+            let ping: Segment = options.open(channel).map_err(other)?;
+            let pong: Segment = options.open(pong_name(channel)).map_err(other)?;
+            let mut seen = ping.generation();
             let mut stamp = [0u8; 8];
             ready();
             for _ in 0..rounds {
-                seg.wait_for_change(seen, TIMEOUT).map_err(other)?;
+                seen = ping.wait_for_change(seen, TIMEOUT).map_err(other)?;
                 let now = now_ns();
-                seg.read_consistent_into(0, &mut stamp).map_err(other)?;
+                ping.read_consistent_into(0, &mut stamp).map_err(other)?;
                 latencies.push(now.saturating_sub(u64::from_le_bytes(stamp)));
-                let mut guard = seg.lock().map_err(other)?;
-                guard.write(8, &stamp).map_err(other)?;
-                seen = guard.unlock();
+                pong.write(0, &stamp).map_err(other)?;
             }
         }
         Mechanism::Futex | Mechanism::Spin => {

@@ -91,6 +91,91 @@ fn contention_rate(results: &Results, lock: LockKind, processes: usize) -> f64 {
 }
 
 /// The Markdown text of the report.
+/// Why a target was missed, for each one that was: what profiling found, or
+/// plainly that the cause is not known.
+fn missed_target_notes(
+    m: &mut String,
+    uncontended_met: bool,
+    copies_missed: &[&str],
+    blocking_met: bool,
+    spin_met: bool,
+    contention_met: bool,
+) {
+    if uncontended_met && copies_missed.is_empty() && blocking_met && spin_met && contention_met {
+        return;
+    }
+    let _ = writeln!(
+        m,
+        "### Where a target was missed
+"
+    );
+    if !uncontended_met {
+        let _ = writeln!(
+            m,
+            "- **Lock + write + unlock.** shmbox and the floor run the same two locked \
+             instructions per operation (the compare-and-swap that takes the lock and \
+             the one that frees it), and those are most of the time of both. The rest \
+             is what shmbox does that the floor does not: the seqlock's odd and even \
+             stores, the bounds check, the last writer's pid and time (a vDSO `time()` \
+             call; a store only when the value changes) and the owner checks. Counted \
+             with callgrind (`crates/shmbox-bench/examples/instructions.rs`), that is \
+             119 instructions per operation against the floor's 19, but the extra \
+             instructions are plain loads and stores, so they cost 1 to 3 ns here. \
+             Runs of the same scenario on this machine, criterion's and this \
+             harness's, have put the ratio anywhere from 1.10× to 1.35×: at 10 ns per \
+             operation, the noise of this 2-core VM is as large as the gap. A build \
+             without the `time()` call measured no better (criterion: 1.27×, against \
+             1.10× with it in the run before), so the write time stays."
+        );
+    }
+    for &missed in copies_missed {
+        let why = match missed {
+            "64 B read" => {
+                "a consistent read of 64 B is four 16-byte moves framed by two loads \
+                 of the sequence word and a compare, with the bounds check before. \
+                 memcpy moves 64 B in about 2 ns, so that frame, about 1 ns, is a third \
+                 of the total. It is the check that the copy is not torn, which is what \
+                 the call is for. From 4 KiB on, the frame is lost in the copy"
+            }
+            "4 KiB read" => {
+                "at 4 KiB shmbox copies with `rep movsb`, as glibc's memcpy does at \
+                 this size; in other runs the two were level, so this shortfall is \
+                 most likely noise, but it has not been profiled"
+            }
+            _ => {
+                "shmbox copies with `rep movsb` from 2 KiB on, as glibc's memcpy does \
+                 for large copies; the cause of this shortfall is not known and it \
+                 has not been profiled"
+            }
+        };
+        let _ = writeln!(m, "- **Copies, {missed}:** {why}.");
+    }
+    if !blocking_met {
+        let _ = writeln!(
+            m,
+            "- **Blocking notification.** Both sides sleep and wake through the same \
+             futex calls, so the gap is the cross-CPU wake-up's variance on this VM \
+             (tens of microseconds, see the p99 column); it has not been profiled further."
+        );
+    }
+    if !spin_met {
+        let _ = writeln!(
+            m,
+            "- **Spin mode.** The waiter spins on the sequence word exactly as pure \
+             spinning does for its first microseconds; a miss here has not been \
+             explained and has not been profiled."
+        );
+    }
+    if !contention_met {
+        let _ = writeln!(
+            m,
+            "- **Contention.** Not explained, not profiled: the per-process counts \
+             below show where the time went."
+        );
+    }
+    let _ = writeln!(m);
+}
+
 pub fn markdown(r: &Results) -> String {
     let mut m = String::new();
     let floor = r.uncontended.first().map_or(f64::NAN, |u| u.1);
@@ -136,16 +221,19 @@ pub fn markdown(r: &Results) -> String {
         };
         copy_ns(r, limit, bytes) / copy_ns(r, ours, bytes)
     };
-    let worst_copy = [
-        copy_ratio(true, 64),
-        copy_ratio(true, 4 << 10),
-        copy_ratio(true, 1 << 20),
-        copy_ratio(true, 64 << 20),
-        copy_ratio(false, 1 << 20),
-        copy_ratio(false, 64 << 20),
-    ]
-    .into_iter()
-    .fold(f64::INFINITY, f64::min);
+    let copy_targets = [
+        ("64 B read", copy_ratio(true, 64)),
+        ("4 KiB read", copy_ratio(true, 4 << 10)),
+        ("1 MiB read", copy_ratio(true, 1 << 20)),
+        ("64 MiB read", copy_ratio(true, 64 << 20)),
+        ("1 MiB write", copy_ratio(false, 1 << 20)),
+        ("64 MiB write", copy_ratio(false, 64 << 20)),
+    ];
+    let copies_missed: Vec<&str> = copy_targets
+        .iter()
+        .filter(|(_, ratio)| !(*ratio >= 0.9))
+        .map(|(label, _)| *label)
+        .collect();
     let futex_p50 = p50(r, Mechanism::Futex);
     let spin_p50 = p50(r, Mechanism::Spin);
     let shmbox_p50 = p50(r, Mechanism::Shmbox);
@@ -170,9 +258,13 @@ pub fn markdown(r: &Results) -> String {
     );
     let _ = writeln!(
         m,
-        "| consistent reads (64 B, 4 KiB) and bulk copies (1 MiB, 64 MiB) at least 0.9× memcpy | worst {:.2}× | {} |",
-        worst_copy,
-        verdict(worst_copy >= 0.9)
+        "| consistent reads (64 B, 4 KiB) and bulk copies (1 MiB, 64 MiB) at least 0.9× memcpy | {} | {} |",
+        copy_targets
+            .iter()
+            .map(|(label, ratio)| format!("{label} {ratio:.2}×"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        verdict(copies_missed.is_empty())
     );
     let _ = writeln!(
         m,
@@ -205,12 +297,21 @@ pub fn markdown(r: &Results) -> String {
         verdict(contention_worst >= 0.9 && all_progress)
     );
 
+    missed_target_notes(
+        &mut m,
+        shmbox / floor <= 1.1,
+        &copies_missed,
+        shmbox_p50 / futex_p50 <= 1.2,
+        shmbox_spin_p50 / spin_p50 <= 1.3 && shmbox_spin_p50 < iceoryx_p50,
+        contention_worst >= 0.9 && all_progress,
+    );
+
     // 1.
     let _ = writeln!(m, "## 1. Uncontended lock + write 64 B + unlock\n");
     let _ = writeln!(
         m,
         "One process, one mapping each, {} interleaved rounds; the median time per operation.\n",
-        if r.quick { 3 } else { 21 }
+        r.uncontended_rounds
     );
     let _ = writeln!(
         m,
@@ -534,4 +635,36 @@ fn plot_throughput(r: &Results, path: &Path) -> io::Result<()> {
         .draw()
         .map_err(plot_err)?;
     root.present().map_err(plot_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::missed_target_notes;
+
+    fn notes(uncontended: bool, copies: &[&str], rest: bool) -> String {
+        let mut m = String::new();
+        missed_target_notes(&mut m, uncontended, copies, rest, rest, rest);
+        m
+    }
+
+    #[test]
+    fn no_notes_when_every_target_is_met() {
+        assert_eq!(notes(true, &[], true), "");
+    }
+
+    #[test]
+    fn each_missed_target_gets_its_own_note() {
+        let m = notes(false, &["64 B read", "64 MiB write"], true);
+        assert!(m.starts_with("### Where a target was missed"));
+        assert!(m.contains("- **Lock + write + unlock.**"));
+        assert!(m.contains("- **Copies, 64 B read:** a consistent read of 64 B"));
+        assert!(m.contains("- **Copies, 64 MiB write:** shmbox copies with `rep movsb`"));
+        assert!(!m.contains("Blocking notification"));
+
+        let m = notes(true, &[], false);
+        for target in ["Blocking notification", "Spin mode", "Contention"] {
+            assert!(m.contains(&format!("- **{target}.**")), "{target}: {m}");
+        }
+        assert!(!m.contains("Lock + write + unlock"));
+    }
 }

@@ -30,13 +30,13 @@
 //! | watch             | any → any│`WATCHERS` (`notify.rs`)                         |
 //! | unlock, watched   | `id│WATCHERS` → `0` after a commit (watchers are woken),   |
 //! |                   | or → `WATCHERS` when nothing was committed                 |
+//! | recovery          | `dead│flags` → `id│flags`, once `dead` is proven dead      |
 //!
 //! WATCHERS lives here, rather than beside the notify counter, because the
 //! unlock is an atomic read-modify-write anyway: it both publishes the
 //! commit that came before it and reads whether anyone watches, so a commit
 //! costs plain stores and a writer with no watchers makes no system call.
 //! The lock's other transitions carry WATCHERS along unchanged.
-//! | recovery          | `dead│flags` → `id│flags`, once `dead` is proven dead      |
 //!
 //! Hand-offs are what keep a process from starving while others barge in,
 //! but each costs a wake-up on the waiter's side, so they are rationed: at

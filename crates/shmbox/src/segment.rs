@@ -488,6 +488,7 @@ impl Segment {
     /// assert_eq!(seg.size(), 1000); // not rounded to a page
     /// # Ok::<(), shmbox::Error>(())
     /// ```
+    #[inline]
     pub fn size(&self) -> usize {
         self.mapping.capacity()
     }
@@ -781,7 +782,14 @@ impl Segment {
             // keeps alive for the whole call.
             || unsafe { copy_from_shared(src, buf) },
         )
-        .map_err(|failure| match failure {
+        .map_err(|failure| self.read_failure(failure))?;
+        Ok(Copied { len: n, generation })
+    }
+
+    /// The error for a consistent read that gave up.
+    #[cold]
+    fn read_failure(&self, failure: seqlock::ReadFailure) -> Error {
+        match failure {
             seqlock::ReadFailure::WriterDied(generation) => Error::Inconsistent {
                 name: self.name.to_string(),
                 generation,
@@ -789,8 +797,7 @@ impl Segment {
             seqlock::ReadFailure::TimedOut => {
                 self.timeout_error(WaitFor::ConsistentRead, self.timeout)
             }
-        })?;
-        Ok(Copied { len: n, generation })
+        }
     }
 
     /// Takes the segment's lock, waiting up to [`timeout`](Segment::timeout).
