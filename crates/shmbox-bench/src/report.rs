@@ -231,7 +231,7 @@ pub fn markdown(r: &Results) -> String {
     ];
     let copies_missed: Vec<&str> = copy_targets
         .iter()
-        .filter(|(_, ratio)| !(*ratio >= 0.9))
+        .filter(|(_, ratio)| ratio.is_nan() || *ratio < 0.9)
         .map(|(label, _)| *label)
         .collect();
     let futex_p50 = p50(r, Mechanism::Futex);
