@@ -215,24 +215,40 @@ pub fn run(config: &Config, spawn: Spawn<'_>) -> io::Result<Results> {
                 .map(|&m| (m, Placement::OneCpu)),
         )
         .collect();
-    let b = bar(&progress, runs.len() as u64, "3 notification latency");
-    let mut latency = Vec::new();
-    for (mechanism, placement) in runs {
-        let one_cpu = placement == Placement::OneCpu;
-        b.set_message(format!(
-            "{}{}",
-            mechanism.label(),
-            if one_cpu { ", one CPU" } else { "" }
-        ));
-        let mut sorted_ns = notify::pingpong(mechanism, trips, placement, spawn)?;
-        sorted_ns.sort_unstable();
-        latency.push(Latency {
-            mechanism,
-            placement,
-            sorted_ns,
-        });
-        b.inc(1);
+    // In slices, taking turns, so that a slow spell of the VM falls on every
+    // mechanism alike rather than on whichever ran during it.
+    let slices: u64 = if quick { 1 } else { 10 };
+    let b = bar(
+        &progress,
+        runs.len() as u64 * slices,
+        "3 notification latency",
+    );
+    let mut gathered: Vec<Vec<u64>> = vec![Vec::with_capacity(trips as usize); runs.len()];
+    for _ in 0..slices {
+        for (i, &(mechanism, placement)) in runs.iter().enumerate() {
+            let one_cpu = placement == Placement::OneCpu;
+            b.set_message(format!(
+                "{}{}",
+                mechanism.label(),
+                if one_cpu { ", one CPU" } else { "" }
+            ));
+            let slice = notify::pingpong(mechanism, trips / slices, placement, spawn)?;
+            gathered[i].extend(slice);
+            b.inc(1);
+        }
     }
+    let latency: Vec<Latency> = runs
+        .iter()
+        .zip(gathered)
+        .map(|(&(mechanism, placement), mut sorted_ns)| {
+            sorted_ns.sort_unstable();
+            Latency {
+                mechanism,
+                placement,
+                sorted_ns,
+            }
+        })
+        .collect();
     b.finish_with_message("done");
 
     // 4. Contention.

@@ -55,8 +55,15 @@ fn gbps(bytes: usize, ns: f64) -> f64 {
 }
 
 /// Ratio `a / b`, printed as `1.23×`.
+/// `a / b` to two decimals, or to two significant digits below 0.1.
 fn ratio(a: f64, b: f64) -> String {
-    format!("{:.2}×", a / b)
+    let r = a / b;
+    if r > 0.0 && r < 0.1 {
+        let decimals = (1.0 - r.log10().floor()) as usize;
+        format!("{r:.decimals$}×")
+    } else {
+        format!("{r:.2}×")
+    }
 }
 
 fn verdict(met: bool) -> &'static str {
@@ -132,10 +139,11 @@ fn missed_target_notes(
         let why = match missed {
             "64 B read" => {
                 "a consistent read of 64 B is four 16-byte moves framed by two loads \
-                 of the sequence word and a compare, with the bounds check before. \
-                 memcpy moves 64 B in about 2 ns, so that frame, about 1 ns, is a third \
-                 of the total. It is the check that the copy is not torn, which is what \
-                 the call is for. From 4 KiB on, the frame is lost in the copy"
+                 of the sequence word and a compare, with the bounds check before: a \
+                 fixed 1 to 2 ns (it moves with how the compiler lays out the caller's \
+                 loop) beside memcpy's 2 ns for the copy itself. The frame is the check \
+                 that the copy is not torn, which is what the call is for. From 4 KiB \
+                 on, it is lost in the copy"
             }
             "4 KiB read" => {
                 "at 4 KiB shmbox copies with `rep movsb`, as glibc's memcpy does at \
@@ -201,7 +209,7 @@ pub fn markdown(r: &Results) -> String {
     );
     let _ = writeln!(
         m,
-        "Rerun it with `cargo run --release -p shmbox-cli --features bench -- bench` (about four minutes), or `... -- bench --quick` (seconds).\n"
+        "Rerun it with `cargo run --release -p shmbox-cli --features bench -- bench` (about a minute), or `... -- bench --quick` (seconds).\n"
     );
 
     let _ = writeln!(m, "## Machine\n");
@@ -377,7 +385,12 @@ pub fn markdown(r: &Results) -> String {
         m,
         "From the moment a writer stamps and commits until the waiting process \
          returns, over {trips} round trips each (one-way, measured on the shared \
-         monotonic clock). The spin mode spins up to {} µs before sleeping.\n",
+         monotonic clock){}. The spin mode spins up to {} µs before sleeping.\n",
+        if r.quick {
+            ""
+        } else {
+            ", run in ten slices with the mechanisms taking turns"
+        },
         crate::notify::SPIN.as_micros()
     );
     for placement in [Placement::TwoCpus, Placement::OneCpu] {
@@ -509,6 +522,22 @@ const COLORS: [RGBColor; 7] = [
     RGBColor(0x7f, 0x7f, 0x7f),
 ];
 
+/// The multiples `steps` of each power of ten that lie in `lo..=hi`.
+fn decade_points(lo: f64, hi: f64, steps: &[f64]) -> Vec<f64> {
+    let mut points = Vec::new();
+    let mut decade = 10f64.powi(lo.log10().floor() as i32);
+    while decade <= hi {
+        points.extend(
+            steps
+                .iter()
+                .map(|s| s * decade)
+                .filter(|p| (lo..=hi).contains(p)),
+        );
+        decade *= 10.0;
+    }
+    points
+}
+
 /// Cumulative distributions of one-way latency, log scale.
 fn plot_latency(r: &Results, placement: Placement, path: &Path) -> io::Result<()> {
     let series: Vec<&Latency> = r
@@ -542,15 +571,32 @@ fn plot_latency(r: &Results, placement: Placement, path: &Path) -> io::Result<()
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(50)
-        .build_cartesian_2d((lo * 0.8..hi * 1.25).log_scale(), 0f64..1f64)
+        .build_cartesian_2d(
+            (lo * 0.8..hi * 1.25)
+                .log_scale()
+                .with_key_points(decade_points(lo * 0.8, hi * 1.25, &[1.0, 2.0, 5.0]))
+                .with_light_points(decade_points(
+                    lo * 0.8,
+                    hi * 1.25,
+                    &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0],
+                )),
+            0f64..1f64,
+        )
         .map_err(plot_err)?;
     chart
         .configure_mesh()
+        .x_label_formatter(&|v| {
+            if *v < 1.0 {
+                format!("{v:.1}")
+            } else {
+                format!("{v:.0}")
+            }
+        })
         .x_desc("latency (µs, log scale)")
         .y_desc("fraction of round trips")
         .draw()
         .map_err(plot_err)?;
-    for (i, l) in series.iter().enumerate() {
+    for l in &series {
         let n = l.sorted_ns.len();
         let step = (n / 600).max(1);
         let points: Vec<(f64, f64)> = (0..n)
@@ -558,6 +604,11 @@ fn plot_latency(r: &Results, placement: Placement, path: &Path) -> io::Result<()
             .map(|k| (l.sorted_ns[k] as f64 / 1e3, (k + 1) as f64 / n as f64))
             .filter(|(x, _)| *x <= hi * 1.25)
             .collect();
+        // A mechanism keeps its colour from plot to plot.
+        let i = Mechanism::ALL
+            .iter()
+            .position(|&m| m == l.mechanism)
+            .unwrap_or(0);
         let color = COLORS[i % COLORS.len()];
         chart
             .draw_series(LineSeries::new(points, color.stroke_width(2)))
@@ -593,7 +644,9 @@ fn plot_throughput(r: &Results, path: &Path) -> io::Result<()> {
         .x_label_area_size(40)
         .y_label_area_size(50)
         .build_cartesian_2d(
-            (sizes[0] as f64 / 1.5..*sizes.last().unwrap() as f64 * 1.5).log_scale(),
+            (sizes[0] as f64 / 1.5..*sizes.last().unwrap() as f64 * 1.5)
+                .log_scale()
+                .with_key_points(sizes.iter().map(|&s| s as f64).collect()),
             0f64..max_gbps * 1.1,
         )
         .map_err(plot_err)?;
@@ -639,7 +692,23 @@ fn plot_throughput(r: &Results, path: &Path) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::missed_target_notes;
+    use super::{decade_points, missed_target_notes, ratio};
+
+    #[test]
+    fn small_ratios_keep_two_significant_digits() {
+        assert_eq!(ratio(3.0, 2.0), "1.50×");
+        assert_eq!(ratio(131.0, 28_800.0), "0.0045×");
+        assert_eq!(ratio(1.0, 20.0), "0.050×");
+    }
+
+    #[test]
+    fn decade_points_cover_the_range_and_nothing_else() {
+        assert_eq!(
+            decade_points(0.08, 60.0, &[1.0, 2.0, 5.0]),
+            [0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0]
+        );
+        assert_eq!(decade_points(3.0, 4.0, &[1.0, 2.0, 5.0]), [] as [f64; 0]);
+    }
 
     fn notes(uncontended: bool, copies: &[&str], rest: bool) -> String {
         let mut m = String::new();

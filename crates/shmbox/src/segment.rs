@@ -214,6 +214,11 @@ impl SegmentOptions {
     /// a fraction of a microsecond, but burns its CPU meanwhile. Spinning
     /// is bounded by this duration, then the wait sleeps as usual.
     ///
+    /// Spin only when the writer has a CPU of its own. When both share one,
+    /// the writer cannot run while the waiter spins: after 2 µs the spinner
+    /// yields its CPU at every turn, but a wake-up still costs about three
+    /// times as much as a plain sleep (docs/BENCHMARKS.md, one-CPU table).
+    ///
     /// ```
     /// use std::time::Duration;
     /// let options = shmbox::SegmentOptions::new().spin_before_sleep(Duration::from_micros(50));
