@@ -5,6 +5,7 @@
 use std::io::{self, BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use shmbox::Segment;
@@ -99,7 +100,7 @@ pub fn contend(
     };
     // Everyone starts at the same moment, once all are running.
     let start = now_ns() + 300_000_000 + processes as u64 * 50_000_000;
-    let children: Vec<Child> = (0..processes)
+    let mut children: Vec<Child> = (0..processes)
         .map(|index| {
             let args: Vec<String> = vec![
                 "contend".into(),
@@ -112,6 +113,58 @@ pub fn contend(
             spawn(&args).stdout(Stdio::piped()).spawn()
         })
         .collect::<io::Result<_>>()?;
+    let outputs: Vec<_> = children
+        .iter_mut()
+        .map(|child| child.stdout.take().unwrap())
+        .collect();
+
+    // A watchdog: children that are still running well after their time is
+    // up are killed, so that a deadlock fails the run instead of hanging it.
+    // None is waited for before the watchdog is done with them.
+    let limit = Duration::from_nanos(start.saturating_sub(now_ns())) + duration + WATCHDOG_SLACK;
+    let children = Arc::new(Mutex::new(children));
+    let (finished, finished_rx) = mpsc::channel::<()>();
+    let watchdog = {
+        let children = Arc::clone(&children);
+        std::thread::spawn(move || {
+            let fired = matches!(
+                finished_rx.recv_timeout(limit),
+                Err(mpsc::RecvTimeoutError::Timeout)
+            );
+            if fired {
+                for child in children.lock().unwrap().iter_mut() {
+                    let _ = child.kill();
+                }
+            }
+            fired
+        })
+    };
+    let lines: Vec<String> = outputs
+        .into_iter()
+        .map(|output| {
+            let mut line = String::new();
+            // A child that died says nothing; its status tells why, below.
+            let _ = BufReader::new(output).read_line(&mut line);
+            line
+        })
+        .collect();
+    let _ = finished.send(());
+    let fired = watchdog.join().unwrap_or(true);
+    let statuses = children
+        .lock()
+        .unwrap()
+        .iter_mut()
+        .map(Child::wait)
+        .collect::<io::Result<Vec<_>>>()?;
+    if fired {
+        return Err(other(format!(
+            "{} contending processes of {} were still running {limit:?} after they were started; \
+             the watchdog killed them",
+            processes,
+            lock.label()
+        )));
+    }
+
     let mut result = Contention {
         lock,
         processes,
@@ -120,10 +173,7 @@ pub fn contend(
         handoffs: 0,
         worst_wait_ns: 0,
     };
-    for mut child in children {
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line)?;
-        let status = child.wait()?;
+    for (line, status) in lines.iter().zip(statuses) {
         let fields: Vec<u64> = line
             .split_whitespace()
             .filter_map(|f| f.parse().ok())
@@ -139,6 +189,10 @@ pub fn contend(
     }
     Ok(result)
 }
+
+/// How long after its end a contention run may go on before the watchdog
+/// kills it.
+const WATCHDOG_SLACK: Duration = Duration::from_secs(30);
 
 /// The child's side: `contend LOCK CHANNEL INDEX START_NS DURATION_NS`;
 /// prints `OPS HANDOFFS WORST_WAIT_NS`.

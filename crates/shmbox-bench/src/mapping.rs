@@ -13,6 +13,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::time::Duration;
 
 /// A file in /dev/shm, mapped shared and read-write.
 pub struct SharedMap {
@@ -130,6 +131,25 @@ pub fn futex_wait(word: &AtomicU32, expected: u32) {
             libc::FUTEX_WAIT,
             expected,
             std::ptr::null::<libc::timespec>(),
+        )
+    };
+}
+
+/// `futex(FUTEX_WAIT)` for at most `timeout`; may return early.
+pub fn futex_wait_for(word: &AtomicU32, expected: u32, timeout: Duration) {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: the futex system call reads the word at a valid address and
+    // the relative timeout from `ts`, which outlives the call.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            expected,
+            &ts as *const libc::timespec,
         )
     };
 }

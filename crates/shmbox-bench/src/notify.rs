@@ -10,12 +10,12 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use shmbox::{Segment, SegmentOptions};
 
 use crate::Spawn;
-use crate::mapping::{SharedMap, futex_wait, futex_wake, now_ns, pin_to_cpu, unpin};
+use crate::mapping::{SharedMap, futex_wait_for, futex_wake, now_ns, pin_to_cpu, unpin};
 
 /// How long the shmbox spin-then-sleep mode spins before sleeping.
 pub const SPIN: Duration = Duration::from_micros(200);
@@ -90,6 +90,46 @@ fn other(e: impl std::fmt::Display) -> io::Error {
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Keeps a waiting loop from waiting for ever: a peer that died or hangs
+/// fails the run after [`TIMEOUT`]. It reads the clock only every 1024
+/// turns, and not at all when the answer comes first, so it costs the
+/// measured loops nothing.
+#[derive(Default)]
+struct Patience {
+    turns: u32,
+    since: Option<Instant>,
+}
+
+impl Patience {
+    fn check(&mut self) -> io::Result<()> {
+        self.turns = self.turns.wrapping_add(1);
+        if self.turns % 1024 == 0 {
+            let since = *self.since.get_or_insert_with(Instant::now);
+            if since.elapsed() > TIMEOUT {
+                return Err(other(format!(
+                    "the other process did not answer within {TIMEOUT:?}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// For loops that sleep: every turn is a wait of up to a second.
+    fn check_each(&mut self) -> io::Result<()> {
+        let since = *self.since.get_or_insert_with(Instant::now);
+        if since.elapsed() > TIMEOUT {
+            return Err(other(format!(
+                "the other process did not answer within {TIMEOUT:?}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// How long one futex wait of the raw ping-pong lasts before it checks
+/// that the other side is still there.
+const FUTEX_SLICE: Duration = Duration::from_secs(1);
+
 /// Where the two processes run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Placement {
@@ -155,6 +195,7 @@ pub fn pingpong(
                 Ok(())
             })
             .and_then(|()| finish(&mut child))
+            .or_else(|e| abandon(&mut child, e))
         }
         Mechanism::Futex | Mechanism::Spin => {
             let map = SharedMap::create("pingpong", 4096)?;
@@ -169,6 +210,7 @@ pub fn pingpong(
                     if !spin {
                         futex_wake(ping, 1);
                     }
+                    let mut patience = Patience::default();
                     loop {
                         let seen = pong.load(Ordering::Acquire);
                         if seen == round + 1 {
@@ -176,14 +218,17 @@ pub fn pingpong(
                         }
                         if spin {
                             std::hint::spin_loop();
+                            patience.check()?;
                         } else {
-                            futex_wait(pong, seen);
+                            futex_wait_for(pong, seen, FUTEX_SLICE);
+                            patience.check_each()?;
                         }
                     }
                 }
                 Ok(())
             })
             .and_then(|()| finish(&mut child))
+            .or_else(|e| abandon(&mut child, e))
         }
         Mechanism::Pipe => {
             let mut child = start(spawn, &args, true)?;
@@ -197,7 +242,11 @@ pub fn pingpong(
                 }
                 Ok(())
             })
-            .and_then(|()| finish(&mut child))
+            .and_then(|()| {
+                drop(to_child); // the child's cue to leave
+                finish(&mut child)
+            })
+            .or_else(|e| abandon(&mut child, e))
         }
         Mechanism::UnixSocket => {
             let path = std::env::temp_dir().join(format!("{channel}.sock"));
@@ -215,6 +264,7 @@ pub fn pingpong(
                 Ok(())
             })
             .and_then(|()| finish(&mut child))
+            .or_else(|e| abandon(&mut child, e))
         }
         Mechanism::Iceoryx2 => {
             use iceoryx2::prelude::*;
@@ -233,10 +283,13 @@ pub fn pingpong(
                 .publish_subscribe::<u64>()
                 .open_or_create()
                 .map_err(other)?;
+            // Each publisher before its subscriber: a subscriber that was
+            // there first can miss a new publisher's samples (iceoryx2 issues
+            // #923 and #1697), so the pong subscriber waits for the child.
             let publisher = ping.publisher_builder().create().map_err(other)?;
-            let subscriber = pong.subscriber_builder().create().map_err(other)?;
             args[2] = channel;
             let mut child = start(spawn, &args, false)?;
+            let subscriber = pong.subscriber_builder().create().map_err(other)?;
             run_pinned(my_cpu, || {
                 for _ in 0..rounds {
                     publisher
@@ -245,13 +298,16 @@ pub fn pingpong(
                         .write_payload(now_ns())
                         .send()
                         .map_err(other)?;
+                    let mut patience = Patience::default();
                     while subscriber.receive().map_err(other)?.is_none() {
                         std::hint::spin_loop();
+                        patience.check()?;
                     }
                 }
                 Ok(())
             })
             .and_then(|()| finish(&mut child))
+            .or_else(|e| abandon(&mut child, e))
         }
     };
     let read = outcome.and_then(|()| read_latencies(&results));
@@ -262,9 +318,10 @@ pub fn pingpong(
 /// Starts the child and waits until it says it is ready.
 fn start(spawn: Spawn<'_>, args: &[String], pipes: bool) -> io::Result<Child> {
     let mut command = spawn(args);
-    command.stderr(Stdio::piped());
+    // Standard input always: its end tells the child that the parent is done.
+    command.stderr(Stdio::piped()).stdin(Stdio::piped());
     if pipes {
-        command.stdin(Stdio::piped()).stdout(Stdio::piped());
+        command.stdout(Stdio::piped());
     }
     let mut child = command.spawn()?;
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
@@ -295,6 +352,13 @@ fn finish(child: &mut Child) -> io::Result<()> {
     } else {
         Err(other(format!("the child process failed: {status}")))
     }
+}
+
+/// After a failure: the child is of no more use, and must not linger.
+fn abandon(child: &mut Child, error: io::Error) -> io::Result<()> {
+    let _ = child.kill();
+    let _ = child.wait();
+    Err(error)
 }
 
 fn run_pinned(cpu: usize, body: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
@@ -357,6 +421,7 @@ pub fn pong(args: &[String]) -> io::Result<()> {
             let spin = mechanism == Mechanism::Spin;
             ready();
             for round in 0..rounds as u32 {
+                let mut patience = Patience::default();
                 loop {
                     let seen = ping.load(Ordering::Acquire);
                     if seen == round + 1 {
@@ -364,8 +429,10 @@ pub fn pong(args: &[String]) -> io::Result<()> {
                     }
                     if spin {
                         std::hint::spin_loop();
+                        patience.check()?;
                     } else {
-                        futex_wait(ping, seen);
+                        futex_wait_for(ping, seen, FUTEX_SLICE);
+                        patience.check_each()?;
                     }
                 }
                 let now = now_ns();
@@ -421,11 +488,13 @@ pub fn pong(args: &[String]) -> io::Result<()> {
             let publisher = pong.publisher_builder().create().map_err(other)?;
             ready();
             for _ in 0..rounds {
+                let mut patience = Patience::default();
                 let stamp = loop {
                     if let Some(sample) = subscriber.receive().map_err(other)? {
                         break *sample;
                     }
                     std::hint::spin_loop();
+                    patience.check()?;
                 };
                 let now = now_ns();
                 latencies.push(now.saturating_sub(stamp));
@@ -439,5 +508,10 @@ pub fn pong(args: &[String]) -> io::Result<()> {
         }
     }
     let bytes: Vec<u8> = latencies.iter().flat_map(|l| l.to_le_bytes()).collect();
-    std::fs::write(results, bytes)
+    std::fs::write(results, bytes)?;
+    // Stay until the parent is done: a process that leaves takes its side
+    // of some channels with it (an iceoryx2 publisher's last sample, not yet
+    // received). The parent closes our standard input when it has finished.
+    io::copy(&mut io::stdin().lock(), &mut io::sink())?;
+    Ok(())
 }

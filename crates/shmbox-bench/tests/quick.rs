@@ -8,6 +8,9 @@ use std::process::Command;
 /// Set in the environment of this binary's child processes.
 const CHILD: &str = "SHMBOX_BENCH_CHILD";
 
+/// How long the quick run may take before the test fails.
+const WATCHDOG: std::time::Duration = std::time::Duration::from_secs(300);
+
 fn main() {
     if std::env::var_os(CHILD).is_some() {
         let args: Vec<String> = std::env::args().skip(1).collect();
@@ -25,6 +28,14 @@ fn main() {
             return;
         }
     }
+
+    // The watchdog: a harness that hangs fails the test instead of CI. (A
+    // quick run takes about 20 s in a debug build on two cores.)
+    std::thread::spawn(|| {
+        std::thread::sleep(WATCHDOG);
+        eprintln!("quick_benchmark_writes_a_well_formed_report: still running after {WATCHDOG:?}");
+        std::process::exit(101);
+    });
 
     let dir = std::env::temp_dir().join(shmbox_bench::unique_name("report"));
     let output = dir.join("BENCHMARKS.md");
