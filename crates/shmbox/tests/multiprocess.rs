@@ -46,6 +46,9 @@ fn main() {
         wait_for_change_wakes_across_processes,
         wait_for_change_wakes_every_waiting_process,
         wait_for_change_honours_its_timeout,
+        spinning_wait_sees_a_write_from_another_process,
+        spinning_wait_sleeps_after_its_spin_and_is_woken,
+        spinning_wait_honours_a_shorter_timeout,
         until_last_close_is_gone_after_the_last_close,
         until_last_close_is_gone_after_the_last_holder_is_killed,
         until_last_close_survives_a_killed_holder_while_another_holds_it,
@@ -683,6 +686,69 @@ fn wait_for_change_honours_its_timeout() {
         "returned early: {waited:?}"
     );
     assert!(waited < 5 * SECOND, "returned late: {waited:?}");
+}
+
+/// Spin mode: a write that comes while the waiter spins ends the wait.
+fn spinning_wait_sees_a_write_from_another_process() {
+    let name = unique_name("notify-spin");
+    let seg = SegmentOptions::new()
+        .spin_before_sleep(20 * SECOND)
+        .create(&name, 64)
+        .unwrap();
+    let seen = seg.generation();
+    let asked = Instant::now();
+    let mut writer = Helper::spawn("write", &[&name, "spun"]);
+    let now = seg.wait_for_change(seen, 20 * SECOND).unwrap();
+    // Seen by the spin itself, not after the 20 s spin ran out.
+    assert!(asked.elapsed() < 10 * SECOND, "{:?}", asked.elapsed());
+    assert_eq!(now, seen + 1);
+    assert_eq!(seg.read(0, 4).unwrap(), b"spun");
+    writer.finish(10 * SECOND);
+}
+
+/// Spin mode: once the spin is over the waiter sleeps, and a write still
+/// wakes it.
+fn spinning_wait_sleeps_after_its_spin_and_is_woken() {
+    let name = unique_name("notify-spin-sleep");
+    let seg = SegmentOptions::new()
+        .spin_before_sleep(Duration::from_millis(1))
+        .create(&name, 64)
+        .unwrap();
+    let writer_handle = Segment::open(&name).unwrap();
+    let seen = seg.generation();
+    let writer = std::thread::spawn(move || {
+        // Long after the 1 ms spin.
+        std::thread::sleep(Duration::from_millis(300));
+        writer_handle.write(0, b"late").unwrap();
+    });
+    let asked = Instant::now();
+    let now = seg.wait_for_change(seen, 20 * SECOND).unwrap();
+    let waited = asked.elapsed();
+    assert_eq!(now, seen + 1);
+    assert!(waited >= Duration::from_millis(300), "{waited:?}");
+    assert!(waited < 10 * SECOND, "{waited:?}");
+    writer.join().unwrap();
+}
+
+/// Spin mode: the timeout bounds the spin too.
+fn spinning_wait_honours_a_shorter_timeout() {
+    let name = unique_name("notify-spin-timeout");
+    let seg = SegmentOptions::new()
+        .spin_before_sleep(30 * SECOND)
+        .create(&name, 64)
+        .unwrap();
+    let asked = Instant::now();
+    let outcome = seg.wait_for_change(seg.generation(), Duration::from_millis(200));
+    let waited = asked.elapsed();
+    assert!(
+        matches!(outcome, Err(Error::Timeout { .. })),
+        "expected a timeout, got {outcome:?}"
+    );
+    assert!(
+        waited >= Duration::from_millis(200),
+        "returned early: {waited:?}"
+    );
+    assert!(waited < 5 * SECOND, "spun past its timeout: {waited:?}");
 }
 
 fn until_last_close_is_gone_after_the_last_close() {
