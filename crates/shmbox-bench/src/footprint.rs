@@ -177,7 +177,18 @@ fn reaper_rss(path: &Path) -> Option<u64> {
                         .is_ok_and(|m| m.ino() == target.ino() && m.dev() == target.dev())
                 });
             if holds {
-                return status_kib(pid, "VmRSS:");
+                // It takes its name before it lets its parent's memory go:
+                // report it once that is done, when its size holds still.
+                let mut last = status_kib(pid, "VmRSS:")?;
+                while Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(20));
+                    let now = status_kib(pid, "VmRSS:")?;
+                    if now == last {
+                        return Some(now);
+                    }
+                    last = now;
+                }
+                return Some(last);
             }
         }
         std::thread::sleep(Duration::from_millis(10));
