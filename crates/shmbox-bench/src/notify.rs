@@ -189,7 +189,7 @@ pub fn pingpong(
                     // commit, so that taking the lock is not timed.
                     let mut guard = ping.lock().map_err(other)?;
                     guard.write(0, &now_ns().to_le_bytes()).map_err(other)?;
-                    guard.unlock();
+                    guard.unlock().map_err(other)?;
                     answered = pong.wait_for_change(answered, TIMEOUT).map_err(other)?;
                 }
                 Ok(())

@@ -370,7 +370,13 @@ impl App {
             self.say(Kind::Error, plain(&e));
             return;
         }
-        let generation = guard.unlock();
+        let generation = match guard.unlock() {
+            Ok(generation) => generation,
+            Err(e) => {
+                self.say(Kind::Error, plain(&e));
+                return;
+            }
+        };
         self.baseline = kept.to_owned();
         self.shown_generation = generation;
         self.refresh_view();

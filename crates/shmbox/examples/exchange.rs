@@ -62,7 +62,7 @@ fn write(name: &str, text: &str) -> Result<(), Error> {
         println!("took the lock over from pid {pid}, which died holding it");
     }
     guard.write(0, &buf)?;
-    let generation = guard.unlock();
+    let generation = guard.unlock()?;
     println!("wrote {n} bytes to {name} (generation {generation})");
     Ok(())
 }

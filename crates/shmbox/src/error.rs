@@ -198,6 +198,18 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// The segment's file was cut short (truncated) while this handle had it
+    /// mapped. The handle survives, but what it reads or writes now means
+    /// nothing: every operation on it fails with this error.
+    #[error(
+        "the file of segment {name:?} was cut short while it was open; another process \
+         truncated it (close the segment, then remove it and create it again)"
+    )]
+    Truncated {
+        /// The segment's name.
+        name: String,
+    },
+
     /// A writer died in the middle of a write, so the data may be torn.
     #[error(
         "the data of segment {name:?} may be torn: a writer died in the middle of a write after \
@@ -282,6 +294,7 @@ impl Error {
             | Error::ForeignOwner { name, .. }
             | Error::PermissionDenied { name, .. }
             | Error::Inconsistent { name, .. }
+            | Error::Truncated { name }
             | Error::Busy { name, .. }
             | Error::NoSpace { name, .. }
             | Error::Io { name, .. } => Some(name),
@@ -310,6 +323,7 @@ impl Error {
             Error::SizeMismatch { .. }
             | Error::IncompatibleVersion { .. }
             | Error::Corrupt { .. }
+            | Error::Truncated { .. }
             | Error::Inconsistent { .. } => io::ErrorKind::InvalidData,
             Error::ForeignOwner { .. } | Error::PermissionDenied { .. } => {
                 io::ErrorKind::PermissionDenied

@@ -95,6 +95,11 @@ pub(crate) trait Parker {
     /// Milliseconds on a clock that every process of the machine shares
     /// (wrapping). It may be coarse.
     fn shared_clock_ms(&self) -> u32;
+    /// Whether the shared memory itself was lost (its file cut short), so
+    /// that no other process can wake a waiter any more.
+    fn lost(&self) -> bool {
+        false
+    }
 }
 
 /// How the lock was acquired.

@@ -22,6 +22,10 @@ use std::time::Duration;
 use crate::lock::{Parker, WATCHERS};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 
+/// The longest single sleep of a waiter: it then asks whether the memory
+/// was lost (`Parker::lost`).
+const LOST_CHECK: Duration = Duration::from_secs(1);
+
 /// How long a spinning waiter spins without yielding its CPU.
 const PURE_SPIN: Duration = Duration::from_micros(2);
 
@@ -53,7 +57,7 @@ pub(crate) fn sleep_while_unchanged(
 }
 
 /// Waits until the generation (`seq / 2`) differs from `since`, and returns
-/// it; `None` if the timeout passed first. Spins for up to `spin` before it
+/// it; `None` if the timeout passed first, or the memory was lost. Spins for up to `spin` before it
 /// sleeps: a waiter on another CPU then sees a commit within nanoseconds
 /// instead of after a wake-up, at the price of that CPU time.
 pub(crate) fn wait_for_change(
@@ -98,6 +102,9 @@ pub(crate) fn wait_for_change(
         if s >> 1 != since {
             return Some(s >> 1);
         }
+        if parker.lost() {
+            return None;
+        }
         let remaining = match deadline {
             Some(d) => {
                 let now = parker.now();
@@ -108,6 +115,8 @@ pub(crate) fn wait_for_change(
             }
             None => None,
         };
-        sleep_while_unchanged(seq, s, notify, lock_word, remaining, parker);
+        // In slices: once the memory is lost, nothing would wake a sleeper.
+        let slice = remaining.map_or(LOST_CHECK, |r| r.min(LOST_CHECK));
+        sleep_while_unchanged(seq, s, notify, lock_word, Some(slice), parker);
     }
 }

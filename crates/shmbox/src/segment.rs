@@ -428,6 +428,9 @@ impl Parker for Os<'_> {
     fn shared_clock_ms(&self) -> u32 {
         sys::monotonic_ms()
     }
+    fn lost(&self) -> bool {
+        self.0.is_cut()
+    }
 }
 
 impl Segment {
@@ -525,6 +528,9 @@ impl Segment {
     /// How many writes have been committed to the segment since it was
     /// created, by any process.
     ///
+    /// If another process cut the segment's file short, this may say 0;
+    /// the fallible operations report [`Error::Truncated`] then.
+    ///
     /// ```
     /// # let name = format!("doc-generation-{}", std::process::id());
     /// let seg = shmbox::Segment::open_or_create(&name, 8)?;
@@ -604,6 +610,23 @@ impl Segment {
         Ok(len.min(size - offset))
     }
 
+    /// `Ok` unless the segment's file was cut short under this handle's
+    /// mapping, which makes every operation's outcome meaningless.
+    #[inline]
+    fn intact(&self) -> Result<()> {
+        if self.mapping.is_cut() {
+            return Err(self.truncated());
+        }
+        Ok(())
+    }
+
+    #[cold]
+    fn truncated(&self) -> Error {
+        Error::Truncated {
+            name: self.name.to_string(),
+        }
+    }
+
     fn timeout_error(&self, waiting_for: WaitFor, timeout: Duration) -> Error {
         Error::Timeout {
             name: self.name.to_string(),
@@ -658,6 +681,7 @@ impl Segment {
                 guard.copy_in(offset, &data[..n]);
             }
         }
+        self.intact()?;
         Ok(n)
     }
 
@@ -710,6 +734,8 @@ impl Segment {
             return Err(self.inconsistent());
         }
         guard.copy_out(offset, &mut buf[..n]);
+        drop(guard);
+        self.intact()?;
         Ok(n)
     }
 
@@ -788,6 +814,7 @@ impl Segment {
             || unsafe { copy_from_shared(src, buf) },
         )
         .map_err(|failure| self.read_failure(failure))?;
+        self.intact()?;
         Ok(Copied { len: n, generation })
     }
 
@@ -857,6 +884,18 @@ impl Segment {
     #[inline]
     pub fn lock_timeout(&self, timeout: Duration) -> Result<SegmentGuard<'_>> {
         let acquired = self.acquire(timeout)?;
+        self.locked(acquired)
+    }
+
+    /// The guard for a lock just taken, unless the segment was cut short:
+    /// then the lock is let go again (where it still exists) and the error
+    /// returned.
+    #[inline]
+    fn locked(&self, acquired: Acquired) -> Result<SegmentGuard<'_>> {
+        if self.mapping.is_cut() {
+            self.unlock(false);
+            return Err(self.truncated());
+        }
         Ok(SegmentGuard::new(self, acquired))
     }
 
@@ -903,10 +942,10 @@ impl Segment {
     /// ```
     pub fn try_lock(&self) -> Result<Option<SegmentGuard<'_>>> {
         let h = self.header();
-        Ok(
-            lock::try_lock(&h.lock_word, self.mapping.lock_id(), &self.parker())
-                .map(|acquired| SegmentGuard::new(self, acquired)),
-        )
+        match lock::try_lock(&h.lock_word, self.mapping.lock_id(), &self.parker()) {
+            Some(acquired) => self.locked(acquired).map(Some),
+            None => self.intact().map(|()| None),
+        }
     }
 
     /// Waits until a write is committed, by any process, after generation
@@ -919,7 +958,8 @@ impl Segment {
     ///
     /// # Errors
     ///
-    /// [`Error::Timeout`] if nothing was committed within `timeout`.
+    /// [`Error::Timeout`] if nothing was committed within `timeout`;
+    /// [`Error::Truncated`] if the segment's file was cut short.
     ///
     /// ```
     /// # let name = format!("doc-wait-{}", std::process::id());
@@ -944,7 +984,14 @@ impl Segment {
             self.spin,
             &self.parker(),
         )
-        .ok_or_else(|| self.timeout_error(WaitFor::Change, timeout))
+        .filter(|_| !self.mapping.is_cut())
+        .ok_or_else(|| {
+            if self.mapping.is_cut() {
+                self.truncated()
+            } else {
+                self.timeout_error(WaitFor::Change, timeout)
+            }
+        })
     }
 
     /// The segment's header and metadata, as [`info`] gives them.
@@ -963,6 +1010,7 @@ impl Segment {
     /// # Ok::<(), shmbox::Error>(())
     /// ```
     pub fn info(&self) -> Result<SegmentInfo> {
+        self.intact()?;
         let h = self.header();
         let load32 = |w: &crate::sync::shared::AtomicU32| w.load(Ordering::Relaxed);
         let load64 = |w: &crate::sync::shared::AtomicU64| w.load(Ordering::Relaxed);
@@ -1064,7 +1112,7 @@ pub struct OwnerDied {
 /// let mut guard = seg.lock()?;
 /// let counter = u64::from_le_bytes(guard.data()[..8].try_into().unwrap());
 /// guard.data_mut()[..8].copy_from_slice(&(counter + 1).to_le_bytes());
-/// let generation = guard.unlock();
+/// let generation = guard.unlock()?;
 /// assert_eq!(generation, seg.generation());
 /// # Ok::<(), shmbox::Error>(())
 /// ```
@@ -1230,6 +1278,7 @@ impl<'a> SegmentGuard<'a> {
         if n > 0 {
             self.copy_in(offset, &data[..n]);
         }
+        self.segment.intact()?;
         Ok(n)
     }
 
@@ -1254,31 +1303,42 @@ impl<'a> SegmentGuard<'a> {
     pub fn read_into(&self, offset: usize, buf: &mut [u8]) -> Result<usize> {
         let n = self.segment.clamp(offset, buf.len())?;
         self.copy_out(offset, &mut buf[..n]);
+        self.segment.intact()?;
         Ok(n)
     }
 
     /// Commits any write and releases the lock, returning the generation
-    /// after the commit.
+    /// after the commit. (Dropping the guard does the same, silently.)
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Truncated`] if the segment's file was cut short while the
+    /// guard was held: the lock is released, but what was written is lost.
     ///
     /// ```
     /// # let name = format!("doc-guard-unlock-{}", std::process::id());
     /// let seg = shmbox::Segment::open_or_create(&name, 8)?;
     /// let mut guard = seg.lock()?;
     /// guard.write(0, b"x")?;
-    /// let generation = guard.unlock();
+    /// let generation = guard.unlock()?;
     /// assert_eq!(generation, seg.generation());
     /// # Ok::<(), shmbox::Error>(())
     /// ```
-    pub fn unlock(mut self) -> u64 {
+    pub fn unlock(mut self) -> Result<u64> {
         let segment = self.segment;
-        match self.write_seq.take() {
+        let generation = match self.write_seq.take() {
             Some(odd) => {
                 let generation = segment.commit_and_unlock(odd, self.write_time);
                 std::mem::forget(self);
                 generation
             }
-            None => segment.generation(),
-        }
+            None => {
+                drop(self);
+                segment.generation()
+            }
+        };
+        segment.intact()?;
+        Ok(generation)
     }
 
     #[inline]

@@ -572,7 +572,7 @@ fn writer_killed_mid_write_reports_torn_data() {
     assert!(guard.owner_died().is_none());
     assert!(!guard.is_consistent());
     guard.write(0, &[2; 64]).unwrap();
-    assert_eq!(guard.unlock(), 2);
+    assert_eq!(guard.unlock().unwrap(), 2);
     assert_eq!(seg.read_consistent(0, 64).unwrap().data, vec![2; 64]);
     assert!(shmbox::info(&name).unwrap().consistent);
 }

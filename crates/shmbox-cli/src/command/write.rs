@@ -54,7 +54,7 @@ pub fn run(name: &str, text: Option<OsString>, offset: usize, create: Option<usi
         note!("recovered the lock of {name:?} from pid {pid}, which died holding it{torn}");
     }
     let written = guard.write(offset, &data)?;
-    let generation = guard.unlock();
+    let generation = guard.unlock()?;
     note!("wrote {written} bytes at offset {offset} of {name:?} (generation {generation})");
     if written < data.len() {
         note!(

@@ -24,10 +24,13 @@
 
 #[path = "linux/reaper.rs"]
 mod reaper;
+#[path = "linux/sigbus.rs"]
+#[allow(clippy::disallowed_types)] // a process-local registry, not shared memory
+mod sigbus;
 
 use std::ffi::{CStr, CString};
 use std::io;
-use std::mem::MaybeUninit;
+use std::mem::{ManuallyDrop, MaybeUninit};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
@@ -68,6 +71,9 @@ pub(crate) struct Mapping {
     dev: u64,
     ino: u64,
     fd: OwnedFd,
+    /// Catches SIGBUS from the file being cut short under the mapping.
+    /// Dropped by hand, before the mapping goes.
+    watch: ManuallyDrop<sigbus::Watch>,
 }
 
 // SAFETY: the mapping is shared memory meant to be used from many threads and
@@ -127,6 +133,14 @@ impl Mapping {
             || ofd_is_locked(self.fd.as_fd(), LIVENESS_BASE + i64::from(id)).unwrap_or(true)
     }
 
+    /// Whether the file was cut short while mapped (see `sigbus.rs`): then
+    /// part of the mapping is private zero pages, and nothing read from it
+    /// or written to it since means anything.
+    #[inline]
+    pub(crate) fn is_cut(&self) -> bool {
+        self.watch.is_cut()
+    }
+
     /// Owner uid and permission bits of the segment's file.
     pub(crate) fn owner_and_mode(&self) -> (u32, u32) {
         match fs::fstat(&self.fd) {
@@ -138,6 +152,9 @@ impl Mapping {
 
 impl Drop for Mapping {
     fn drop(&mut self) {
+        // Unwatched first: once unmapped, the address range may be reused.
+        // SAFETY: dropped once, here, and never used again.
+        unsafe { ManuallyDrop::drop(&mut self.watch) };
         // SAFETY: `base`/`map_len` describe the mapping made in `map`, and no
         // reference into it outlives `self`: guards and slices borrow the
         // `Segment` that owns this `Mapping`.
@@ -150,6 +167,12 @@ impl Drop for Mapping {
             }
         }
         // Closing `fd` drops the flock and this handle's liveness lock.
+    }
+}
+
+fn truncated(name: &SegmentName) -> Error {
+    Error::Truncated {
+        name: name.to_string(),
     }
 }
 
@@ -395,6 +418,8 @@ fn map(
     // A child made by fork must not inherit the mapping: it would keep this
     // handle's open file description, and with it the handle's locks, alive
     // after this process died. (The child cannot use the handle anyway.)
+    // From here on an access may fault if the file is cut short.
+    let watch = sigbus::watch(ptr.cast(), map_len);
     // SAFETY: advice on the mapping just made; it changes no contents.
     let _ = unsafe { mm::madvise(ptr, map_len, mm::Advice::LinuxDontFork) };
     Ok(Mapping {
@@ -407,6 +432,7 @@ fn map(
         dev: st.st_dev,
         ino: st.st_ino,
         fd,
+        watch: ManuallyDrop::new(watch),
     })
 }
 
@@ -430,6 +456,9 @@ fn map_existing(
         || h.format_version.load(Ordering::Relaxed) != fields.format_version
         || h.lifetime.load(Ordering::Relaxed) != fields.lifetime
         || h.header_size.load(Ordering::Relaxed) != fields.header_size;
+    if mapping.is_cut() {
+        return Err(truncated(name));
+    }
     if identity_changed {
         return Err(Error::Corrupt {
             name: name.to_string(),

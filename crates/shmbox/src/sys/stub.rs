@@ -37,6 +37,9 @@ impl Mapping {
     pub(crate) fn is_alive(&self, _id: u32) -> bool {
         unreachable!("{NEVER}")
     }
+    pub(crate) fn is_cut(&self) -> bool {
+        unreachable!("{NEVER}")
+    }
     pub(crate) fn owner_and_mode(&self) -> (u32, u32) {
         unreachable!("{NEVER}")
     }
