@@ -233,6 +233,27 @@ fn create_with_a_mode() {
 }
 
 #[test]
+fn a_segment_every_user_may_write_is_created_with_a_warning_and_refused() {
+    let name = Name::new("world-writable");
+    shmbox()
+        .args(["create", &name, "--size", "64", "--mode", "666"])
+        .assert()
+        .success()
+        .stderr(contains("warning: mode 0666 lets every user write"));
+    shmbox()
+        .args(["read", &name])
+        .assert()
+        .code(1)
+        .stderr(contains("has mode 0666: any user can write to it"));
+    // Inspecting it is still allowed.
+    shmbox()
+        .args(["info", &name])
+        .assert()
+        .success()
+        .stdout(contains("mode 0666"));
+}
+
+#[test]
 fn info_json_has_snake_case_keys() {
     let name = Name::new("json");
     create(&name, "4KiB");

@@ -188,6 +188,19 @@ pub enum Error {
         our_uid: u32,
     },
 
+    /// Every user may write the segment, so it is not trusted by default.
+    #[error(
+        "segment {name:?} has mode {mode:04o}: any user can write to it, so its contents and \
+         its lock cannot be trusted (remove the o+w bit with chmod, or allow such segments \
+         explicitly)"
+    )]
+    WritableByOthers {
+        /// The segment's name.
+        name: String,
+        /// Its permission bits.
+        mode: u32,
+    },
+
     /// The operating system refused access.
     #[error("permission denied for segment {name:?} (check its mode and owner)")]
     PermissionDenied {
@@ -292,6 +305,7 @@ impl Error {
             | Error::NotInitialized { name, .. }
             | Error::Corrupt { name, .. }
             | Error::ForeignOwner { name, .. }
+            | Error::WritableByOthers { name, .. }
             | Error::PermissionDenied { name, .. }
             | Error::Inconsistent { name, .. }
             | Error::Truncated { name }
@@ -325,9 +339,9 @@ impl Error {
             | Error::Corrupt { .. }
             | Error::Truncated { .. }
             | Error::Inconsistent { .. } => io::ErrorKind::InvalidData,
-            Error::ForeignOwner { .. } | Error::PermissionDenied { .. } => {
-                io::ErrorKind::PermissionDenied
-            }
+            Error::ForeignOwner { .. }
+            | Error::WritableByOthers { .. }
+            | Error::PermissionDenied { .. } => io::ErrorKind::PermissionDenied,
             Error::Busy { .. } => io::ErrorKind::ResourceBusy,
             Error::NoSpace { .. } => io::ErrorKind::StorageFull,
             Error::Unsupported { .. } => io::ErrorKind::Unsupported,

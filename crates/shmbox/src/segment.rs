@@ -115,6 +115,7 @@ pub struct SegmentOptions {
     timeout: Duration,
     init_timeout: Duration,
     allow_other_owner: bool,
+    allow_writable_by_others: bool,
     spin: Duration,
 }
 
@@ -126,6 +127,7 @@ impl Default for SegmentOptions {
             timeout: DEFAULT_TIMEOUT,
             init_timeout: DEFAULT_INIT_TIMEOUT,
             allow_other_owner: false,
+            allow_writable_by_others: false,
             spin: Duration::ZERO,
         }
     }
@@ -206,6 +208,21 @@ impl SegmentOptions {
         self
     }
 
+    /// Whether to open a segment whose mode lets every user write it (the
+    /// `o+w` bit, as in mode `0666`). By default such a segment is refused
+    /// with [`Error::WritableByOthers`]: any process of any user could have
+    /// changed its header or data, or could hold its lock for ever. Give
+    /// access to chosen users through a group instead (mode `0660`).
+    ///
+    /// ```
+    /// let options = shmbox::SegmentOptions::new().allow_writable_by_others(true);
+    /// # let _ = options;
+    /// ```
+    pub fn allow_writable_by_others(mut self, allow: bool) -> SegmentOptions {
+        self.allow_writable_by_others = allow;
+        self
+    }
+
     /// How long [`Segment::wait_for_change`] spins, watching the segment,
     /// before it sleeps in the kernel (default: zero, it sleeps at once).
     ///
@@ -237,6 +254,7 @@ impl SegmentOptions {
             lifetime: self.lifetime,
             mode: self.mode,
             allow_other_owner: self.allow_other_owner,
+            allow_writable_by_others: self.allow_writable_by_others,
             init_timeout: self.init_timeout,
         })
     }

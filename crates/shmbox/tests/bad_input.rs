@@ -118,6 +118,51 @@ fn mode_is_applied_exactly_despite_the_umask() {
 }
 
 #[test]
+fn segment_writable_by_every_user_is_refused_unless_allowed() {
+    use std::os::unix::fs::PermissionsExt;
+    let name = unique_name("world-writable");
+    let creator = SegmentOptions::new().mode(0o666).create(&name, 8).unwrap();
+    let e = expect_err(Segment::open(&name));
+    assert!(
+        matches!(e, Error::WritableByOthers { mode: 0o666, .. }),
+        "{e:?}"
+    );
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "segment {name:?} has mode 0666: any user can write to it, so its contents and its \
+             lock cannot be trusted (remove the o+w bit with chmod, or allow such segments \
+             explicitly)"
+        )
+    );
+    assert_eq!(e.io_kind(), std::io::ErrorKind::PermissionDenied);
+    // Nor by open_or_create, which must not fall back to anything.
+    let e = expect_err(Segment::open_or_create(&name, 8));
+    assert!(matches!(e, Error::WritableByOthers { .. }), "{e:?}");
+    // Allowed explicitly, it opens.
+    let trusting = SegmentOptions::new()
+        .allow_writable_by_others(true)
+        .open(&name)
+        .unwrap();
+    drop(trusting);
+    // A segment made safe, then opened to everyone by chmod, is refused too.
+    drop(creator);
+    let seg = Segment::create(&name, 8).unwrap();
+    std::fs::set_permissions(segment_path(&name), std::fs::Permissions::from_mode(0o602)).unwrap();
+    let e = expect_err(Segment::open(&name));
+    assert!(
+        matches!(e, Error::WritableByOthers { mode: 0o602, .. }),
+        "{e:?}"
+    );
+    // Inspection still works, and shows the mode.
+    assert_eq!(shmbox::info(&name).unwrap().mode, 0o602);
+    // Group write access is the way to share, and is accepted.
+    std::fs::set_permissions(segment_path(&name), std::fs::Permissions::from_mode(0o660)).unwrap();
+    drop(Segment::open(&name).unwrap());
+    drop(seg);
+}
+
+#[test]
 fn missing_segment() {
     let name = unique_name("missing");
     let e = expect_err(Segment::open(&name));

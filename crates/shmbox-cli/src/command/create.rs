@@ -18,5 +18,12 @@ pub fn run(name: &str, size: usize, mode: u32) -> Outcome {
         "created {name:?}: {} ({size} bytes), persistent, mode {mode:04o}",
         human(size as u64)
     );
+    if mode & 0o002 != 0 {
+        note!(
+            "shmbox: warning: mode {mode:04o} lets every user write {name:?}, so shmbox \
+             refuses to open it unless told to trust such segments; share it through a \
+             group instead (--mode 660)"
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -216,8 +216,31 @@ fn open_file(name: &SegmentName, path: &CStr, access: OFlags) -> Result<OwnedFd>
     })
 }
 
-/// Checks that `fd` is a regular file owned by us (unless allowed otherwise).
-fn check_file(name: &SegmentName, fd: &OwnedFd, allow_other_owner: bool) -> Result<fs::Stat> {
+/// Who an opener trusts besides itself.
+#[derive(Clone, Copy)]
+struct Trust {
+    other_owner: bool,
+    writable_by_others: bool,
+}
+
+impl Trust {
+    /// For reading a header without mapping it (`info`, `list`): anything.
+    const INSPECT: Trust = Trust {
+        other_owner: true,
+        writable_by_others: true,
+    };
+
+    fn of(spec: &OpenSpec) -> Trust {
+        Trust {
+            other_owner: spec.allow_other_owner,
+            writable_by_others: spec.allow_writable_by_others,
+        }
+    }
+}
+
+/// Checks that `fd` is a regular file owned by us and not writable by every
+/// user (unless `trust` allows otherwise).
+fn check_file(name: &SegmentName, fd: &OwnedFd, trust: Trust) -> Result<fs::Stat> {
     let st = fs::fstat(fd).map_err(|e| io_error(name, "inspecting the segment", e))?;
     if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
         return Err(Error::Corrupt {
@@ -226,11 +249,17 @@ fn check_file(name: &SegmentName, fd: &OwnedFd, allow_other_owner: bool) -> Resu
         });
     }
     let our_uid = current_euid();
-    if st.st_uid != our_uid && !allow_other_owner {
+    if st.st_uid != our_uid && !trust.other_owner {
         return Err(Error::ForeignOwner {
             name: name.to_string(),
             owner_uid: st.st_uid,
             our_uid,
+        });
+    }
+    if st.st_mode & 0o002 != 0 && !trust.writable_by_others {
+        return Err(Error::WritableByOthers {
+            name: name.to_string(),
+            mode: st.st_mode & 0o7777,
         });
     }
     Ok(st)
@@ -268,7 +297,7 @@ fn read_valid_header(
 ) -> Result<(fs::Stat, HeaderFields)> {
     let started = Instant::now();
     loop {
-        let st = check_file(name, fd, spec.allow_other_owner)?;
+        let st = check_file(name, fd, Trust::of(spec))?;
         let size = file_size(&st);
         let verdict = match read_header(fd, size) {
             Some(fields) => fields.validate(size).map(|()| fields),
@@ -601,7 +630,7 @@ pub(crate) fn remove(name: &SegmentName) -> Result<()> {
 pub(crate) fn inspect(name: &SegmentName) -> Result<Inspected> {
     let path = path_of(name);
     let fd = open_file(name, &path, OFlags::RDONLY)?;
-    let st = check_file(name, &fd, true)?;
+    let st = check_file(name, &fd, Trust::INSPECT)?;
     let size = file_size(&st);
     let fields = read_header(&fd, size).ok_or_else(|| Error::Corrupt {
         name: name.to_string(),

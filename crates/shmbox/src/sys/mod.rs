@@ -34,6 +34,8 @@ pub(crate) struct OpenSpec {
     pub(crate) mode: u32,
     /// Whether to trust a segment owned by another user.
     pub(crate) allow_other_owner: bool,
+    /// Whether to trust a segment that every user may write.
+    pub(crate) allow_writable_by_others: bool,
     /// How long an opener waits for a creator to finish initialising.
     pub(crate) init_timeout: Duration,
 }
