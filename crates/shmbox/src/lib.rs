@@ -54,6 +54,8 @@ mod error;
 #[cfg(not(loom))]
 mod header;
 pub(crate) mod lock;
+#[cfg(all(test, loom))]
+mod loom_models;
 #[cfg(not(loom))]
 mod name;
 pub(crate) mod notify;

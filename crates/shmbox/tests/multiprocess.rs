@@ -903,7 +903,8 @@ fn segment_of_another_user_is_refused() {
     }
     let name = unique_name("foreign");
     let _cleanup = Cleanup(name.clone());
-    let mut creator = Helper::spawn_with("create-persistent", &[&name, "666"], |c| {
+    // Mode 0600: root opens it all the same (it bypasses permissions).
+    let mut creator = Helper::spawn_with("create-persistent", &[&name, "600"], |c| {
         use std::os::unix::process::CommandExt;
         c.uid(NOBODY).gid(NOBODY);
     });

@@ -1,0 +1,407 @@
+//! Model checking of the lock, the seqlock and change notification with loom.
+//!
+//! Run with:
+//!
+//! ```text
+//! RUSTFLAGS="--cfg loom" cargo test -p shmbox --lib --release loom
+//! ```
+//!
+//! Threads stand in for processes: each has its own lock id, as each handle
+//! does. The [`LoomParker`] models the kernel:
+//!
+//! - a futex whose wait checks the word and goes to sleep atomically with
+//!   respect to wakes (one mutex and condition variable, as the kernel's hash
+//!   bucket lock does), so a lost wake-up shows as a deadlock, which loom
+//!   reports;
+//! - timeouts that never fire, unless a holder has "died": then a timed wait
+//!   returns at once as timed out, as the real one would after a while;
+//! - a clock that moves 1 ms at every reading, so that the paths that depend
+//!   on time (starvation hand-offs, spinning) are explored deterministically;
+//! - liveness: a thread "dies" by marking its lock id dead and leaving
+//!   without unlocking, as a killed process does.
+#![allow(clippy::disallowed_types)] // the model's own bookkeeping is not shared memory
+#![allow(unsafe_code)] // loom's UnsafeCell, to catch data races
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
+use std::time::{Duration, Instant};
+
+use loom::sync::{Arc, Condvar, Mutex};
+
+use crate::lock::{self, Acquired, HANDOFF, OWNER_MASK, Parker, Unlocked, WAITERS};
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use crate::{notify, seqlock};
+
+/// The kernel, as far as the algorithms can tell.
+struct LoomParker {
+    /// Futex wake-ups so far; a sleeper waits for it to move.
+    wakes: Mutex<u64>,
+    woken: Condvar,
+    dead: std::sync::Mutex<HashSet<u32>>,
+    base: Instant,
+    ticks: StdAtomicU64,
+}
+
+impl LoomParker {
+    fn new() -> LoomParker {
+        LoomParker {
+            wakes: Mutex::new(0),
+            woken: Condvar::new(),
+            dead: std::sync::Mutex::new(HashSet::new()),
+            base: Instant::now(),
+            ticks: StdAtomicU64::new(0),
+        }
+    }
+
+    /// Marks `id` dead, and lets sleepers with a timer notice, as their
+    /// timers would.
+    fn die(&self, id: u32) {
+        let _wakes = self.wakes.lock().unwrap();
+        self.dead.lock().unwrap().insert(id);
+        self.woken.notify_all();
+    }
+
+    fn anyone_dead(&self) -> bool {
+        !self.dead.lock().unwrap().is_empty()
+    }
+}
+
+impl Parker for LoomParker {
+    fn wait(&self, word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> bool {
+        let mut wakes = self.wakes.lock().unwrap();
+        if word.load(Ordering::SeqCst) != expected {
+            return false;
+        }
+        let seen = *wakes;
+        loop {
+            if *wakes != seen {
+                return false;
+            }
+            if timeout.is_some() && self.anyone_dead() {
+                // Nobody wakes a waiter for a dead holder: its timer does.
+                return true;
+            }
+            wakes = self.woken.wait(wakes).unwrap();
+        }
+    }
+
+    fn wake_one(&self, _word: &AtomicU32) {
+        // Waking every sleeper is allowed: a futex wait may return early
+        // for any reason, and the algorithms must cope.
+        self.wake_all(_word);
+    }
+
+    fn wake_all(&self, _word: &AtomicU32) {
+        let mut wakes = self.wakes.lock().unwrap();
+        *wakes += 1;
+        self.woken.notify_all();
+    }
+
+    fn is_alive(&self, id: u32) -> bool {
+        !self.dead.lock().unwrap().contains(&id)
+    }
+
+    fn now(&self) -> Instant {
+        let ticks = self.ticks.fetch_add(1, StdOrdering::Relaxed);
+        self.base + Duration::from_millis(ticks)
+    }
+
+    fn shared_clock_ms(&self) -> u32 {
+        self.ticks.load(StdOrdering::Relaxed) as u32
+    }
+}
+
+/// The segment's header words, as the algorithms see them.
+struct Words {
+    lock_word: AtomicU32,
+    handoff_at: AtomicU32,
+    seq: AtomicU64,
+    notify: AtomicU32,
+    /// Two words of data that every write sets to the same value.
+    data: [AtomicU64; 2],
+}
+
+impl Words {
+    fn new() -> Words {
+        Words {
+            lock_word: AtomicU32::new(0),
+            handoff_at: AtomicU32::new(0),
+            seq: AtomicU64::new(0),
+            notify: AtomicU32::new(0),
+            data: [AtomicU64::new(0), AtomicU64::new(0)],
+        }
+    }
+
+    /// Locks as `me`, writes `value` to both data words, commits, unlocks
+    /// and wakes watchers, as `Segment::write` does. Returns the generation.
+    fn write(&self, me: u32, value: u64, parker: &LoomParker) -> u64 {
+        let acquired = lock::lock(&self.lock_word, me, None, parker);
+        assert!(acquired.is_some(), "a lock without timeout always comes");
+        let odd = seqlock::begin_write(&self.seq, self.seq.load(Ordering::Relaxed));
+        for word in &self.data {
+            word.store(value, Ordering::Relaxed);
+        }
+        let generation = seqlock::end_write(&self.seq, odd);
+        self.unlock(me, true, parker);
+        generation
+    }
+
+    fn unlock(&self, me: u32, committed: bool, parker: &LoomParker) {
+        match lock::unlock(&self.lock_word, &self.handoff_at, me, committed, parker) {
+            Unlocked::Released => {}
+            Unlocked::ReleasedWakeWatchers => notify::wake_watchers(&self.notify, parker),
+            Unlocked::NotOwner => panic!("{me} unlocked a lock it did not hold"),
+        }
+    }
+
+    /// A consistent read of both data words.
+    fn read(&self, me: u32, parker: &LoomParker) -> Result<(u64, [u64; 2]), seqlock::ReadFailure> {
+        let mut copy = [0; 2];
+        let generation = seqlock::read(
+            &self.seq,
+            &self.lock_word,
+            &self.notify,
+            me,
+            None,
+            parker,
+            || {
+                for (c, word) in copy.iter_mut().zip(&self.data) {
+                    *c = word.load(Ordering::Relaxed);
+                }
+            },
+        )?;
+        Ok((generation, copy))
+    }
+}
+
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    // Enough to find ordering bugs of a few steps; unbounded is hours.
+    builder.preemption_bound = Some(3);
+    builder.check(f);
+}
+
+#[test]
+fn loom_lock_excludes_and_unlock_hands_on() {
+    model(|| {
+        let parker = Arc::new(LoomParker::new());
+        let words = Arc::new(Words::new());
+        let inside = Arc::new(loom::cell::UnsafeCell::new(0u32));
+        let threads: Vec<_> = [1u32, 2]
+            .into_iter()
+            .map(|me| {
+                let (parker, words, inside) = (parker.clone(), words.clone(), inside.clone());
+                loom::thread::spawn(move || {
+                    let acquired = lock::lock(&words.lock_word, me, None, &*parker);
+                    assert_eq!(acquired, Some(Acquired::Clean));
+                    // SAFETY: the lock makes this the only access; if it did
+                    // not, loom reports the data race.
+                    inside.with_mut(|n| unsafe { *n += 1 });
+                    words.unlock(me, false, &parker);
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        // SAFETY: every thread has finished.
+        assert_eq!(inside.with(|n| unsafe { *n }), 2);
+        let w = words.lock_word.load(Ordering::SeqCst);
+        assert_eq!(w & OWNER_MASK, 0, "the lock is free at the end: {w:#x}");
+    });
+}
+
+#[test]
+fn loom_three_lockers_with_starvation_hand_offs() {
+    // The clock moves 1 ms per reading, so waiters soon count as starving
+    // and unlockers hand the lock off: the hand-off paths are explored.
+    model(|| {
+        let parker = Arc::new(LoomParker::new());
+        let words = Arc::new(Words::new());
+        let threads: Vec<_> = [1u32, 2, 3]
+            .into_iter()
+            .map(|me| {
+                let (parker, words) = (parker.clone(), words.clone());
+                loom::thread::spawn(move || {
+                    assert!(lock::lock(&words.lock_word, me, None, &*parker).is_some());
+                    words.unlock(me, false, &parker);
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let w = words.lock_word.load(Ordering::SeqCst);
+        assert_eq!(w & (OWNER_MASK | HANDOFF), 0, "{w:#x}");
+        assert_eq!(w & WAITERS, w, "only a stale WAITERS may remain: {w:#x}");
+    });
+}
+
+#[test]
+fn loom_a_dead_holder_is_taken_over() {
+    model(|| {
+        let parker = Arc::new(LoomParker::new());
+        let words = Arc::new(Words::new());
+        let victim = {
+            let (parker, words) = (parker.clone(), words.clone());
+            loom::thread::spawn(move || {
+                assert!(lock::lock(&words.lock_word, 1, None, &*parker).is_some());
+                // Killed while holding it: no unlock.
+                parker.die(1);
+            })
+        };
+        let heir = {
+            let (parker, words) = (parker.clone(), words.clone());
+            loom::thread::spawn(move || {
+                // Before the victim locks, or while it holds the lock alive,
+                // or after it died: it always gets the lock.
+                let acquired = lock::lock(&words.lock_word, 2, Some(Duration::MAX), &*parker);
+                assert!(acquired.is_some());
+                words.unlock(2, false, &parker);
+                acquired.unwrap()
+            })
+        };
+        victim.join().unwrap();
+        let acquired = heir.join().unwrap();
+        let w = words.lock_word.load(Ordering::SeqCst);
+        match acquired {
+            // It took the lock from the dead victim and released it.
+            Acquired::OwnerDied => assert_eq!(w & OWNER_MASK, 0, "{w:#x}"),
+            // It came first; then the victim locked and died holding it.
+            Acquired::Clean => assert_eq!(w & OWNER_MASK, 1, "{w:#x}"),
+        }
+    });
+}
+
+#[test]
+fn loom_consistent_reads_never_see_a_torn_write() {
+    model(|| {
+        let parker = Arc::new(LoomParker::new());
+        let words = Arc::new(Words::new());
+        let writer = {
+            let (parker, words) = (parker.clone(), words.clone());
+            loom::thread::spawn(move || {
+                assert_eq!(words.write(1, 7, &parker), 1);
+                assert_eq!(words.write(1, 9, &parker), 2);
+            })
+        };
+        let (generation, copy) = words.read(2, &parker).expect("the writer lives");
+        // Whole, and the data of the generation it says.
+        let expected = [0, 7, 9][generation as usize];
+        assert_eq!(copy, [expected; 2], "generation {generation}");
+        writer.join().unwrap();
+    });
+}
+
+#[test]
+fn loom_a_writer_dying_mid_write_is_reported_not_returned() {
+    model(|| {
+        let parker = Arc::new(LoomParker::new());
+        let words = Arc::new(Words::new());
+        let writer = {
+            let (parker, words) = (parker.clone(), words.clone());
+            loom::thread::spawn(move || {
+                assert!(lock::lock(&words.lock_word, 1, None, &*parker).is_some());
+                seqlock::begin_write(&words.seq, words.seq.load(Ordering::Relaxed));
+                words.data[0].store(5, Ordering::Relaxed);
+                // Killed here: half the data written, no commit, no unlock.
+                parker.die(1);
+            })
+        };
+        match words.read(2, &parker) {
+            // Before the write began, or (never) after a commit.
+            Ok((generation, copy)) => {
+                assert_eq!(generation, 0);
+                assert_eq!(copy, [0, 0]);
+            }
+            Err(seqlock::ReadFailure::WriterDied(generation)) => assert_eq!(generation, 0),
+            Err(e) => panic!("{e:?}"),
+        }
+        writer.join().unwrap();
+    });
+}
+
+#[test]
+fn loom_a_commit_always_wakes_a_watcher() {
+    model(|| {
+        let parker = Arc::new(LoomParker::new());
+        let words = Arc::new(Words::new());
+        let writer = {
+            let (parker, words) = (parker.clone(), words.clone());
+            loom::thread::spawn(move || words.write(1, 3, &parker))
+        };
+        // No timeout: a lost wake-up leaves this thread asleep for ever,
+        // which loom reports as a deadlock.
+        let seen = notify::wait_for_change(
+            &words.seq,
+            &words.notify,
+            &words.lock_word,
+            0,
+            None,
+            Duration::ZERO,
+            &*parker,
+        );
+        assert_eq!(seen, Some(1));
+        assert_eq!(writer.join().unwrap(), 1);
+    });
+}
+
+#[test]
+fn loom_two_watchers_and_a_locker_that_commits_nothing() {
+    // A lock taken and released without a commit must keep WATCHERS, so the
+    // next commit still wakes both watchers.
+    model(|| {
+        let parker = Arc::new(LoomParker::new());
+        let words = Arc::new(Words::new());
+        let watchers: Vec<_> = [10u32, 11]
+            .into_iter()
+            .map(|_| {
+                let (parker, words) = (parker.clone(), words.clone());
+                loom::thread::spawn(move || {
+                    notify::wait_for_change(
+                        &words.seq,
+                        &words.notify,
+                        &words.lock_word,
+                        0,
+                        None,
+                        Duration::ZERO,
+                        &*parker,
+                    )
+                })
+            })
+            .collect();
+        assert!(lock::lock(&words.lock_word, 2, None, &*parker).is_some());
+        words.unlock(2, false, &parker);
+        words.write(1, 4, &parker);
+        for w in watchers {
+            assert_eq!(w.join().unwrap(), Some(1));
+        }
+        let w = words.lock_word.load(Ordering::SeqCst);
+        assert_eq!(w & (OWNER_MASK | HANDOFF), 0, "{w:#x}");
+    });
+}
+
+#[test]
+fn loom_spin_then_sleep_sees_the_commit() {
+    model(|| {
+        let parker = Arc::new(LoomParker::new());
+        let words = Arc::new(Words::new());
+        let writer = {
+            let (parker, words) = (parker.clone(), words.clone());
+            loom::thread::spawn(move || words.write(1, 8, &parker))
+        };
+        // The clock moves 1 ms per reading: a 3 ms spin ends after a few
+        // rounds, and the waiter goes to sleep unless it saw the commit.
+        let seen = notify::wait_for_change(
+            &words.seq,
+            &words.notify,
+            &words.lock_word,
+            0,
+            None,
+            Duration::from_millis(3),
+            &*parker,
+        );
+        assert_eq!(seen, Some(1));
+        writer.join().unwrap();
+    });
+}
