@@ -35,12 +35,21 @@ const WORD: usize = size_of::<u64>();
 /// # Safety
 ///
 /// `src..src + dst.len()` must lie inside one live mapping, valid for reads
-/// for the whole call. Other processes may write it concurrently.
+/// and writes for the whole call (shmbox maps segments read-write). Other
+/// processes may write it concurrently.
 #[inline]
 pub(crate) unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
     // SAFETY: the caller vouches for `src`; `dst` is an exclusive buffer of
     // the same length, which cannot overlap the caller's shared range.
-    unsafe { copy(dst.as_mut_ptr(), src, dst.len()) }
+    unsafe {
+        copy(dst.as_mut_ptr(), src, dst.len())
+    }
+    #[cfg(any(not(target_arch = "x86_64"), miri))]
+    // SAFETY: as above.
+    unsafe {
+        load_shared(src, dst)
+    }
 }
 
 /// Copies `src` into shared memory at `dst`.
@@ -51,9 +60,17 @@ pub(crate) unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
 /// whole call. Other processes may read it concurrently.
 #[inline]
 pub(crate) unsafe fn copy_to_shared(dst: *mut u8, src: &[u8]) {
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
     // SAFETY: the caller vouches for `dst`; `src` is a buffer of the same
     // length that the caller borrows, so it cannot be the shared range.
-    unsafe { copy(dst, src.as_ptr(), src.len()) }
+    unsafe {
+        copy(dst, src.as_ptr(), src.len())
+    }
+    #[cfg(any(not(target_arch = "x86_64"), miri))]
+    // SAFETY: as above.
+    unsafe {
+        store_shared(dst, src)
+    }
 }
 
 /// From this many bytes on, `rep movsb` beats a loop of 16-byte moves.
@@ -165,46 +182,68 @@ unsafe fn copy(dst: *mut u8, src: *const u8, len: usize) {
     }
 }
 
-/// Copies `len` bytes between non-overlapping ranges, either of which may be
-/// shared memory that others access concurrently.
+/// Loads `dst.len()` bytes from shared memory at `src` with relaxed atomic
+/// loads (bytes until `src` is 8-aligned, then words), into private `dst`.
+///
+/// Only the shared side goes through atomics: an atomic made from a pointer
+/// must be allowed to write, which a private `&[u8]` is not (miri's borrow
+/// checker catches that).
 ///
 /// # Safety
 ///
-/// Both ranges are valid for `len` bytes (reads at `src`, writes at `dst`)
-/// and do not overlap.
+/// As for [`copy_from_shared`].
 #[cfg(any(not(target_arch = "x86_64"), miri))]
-#[inline]
-unsafe fn copy(dst: *mut u8, src: *const u8, len: usize) {
-    // Relaxed atomics on both sides: bytes until the shared side is aligned
-    // (either side may be the shared one; aligning the source is enough for
-    // the loads, and the stores go through atomics too).
+unsafe fn load_shared(src: *const u8, dst: &mut [u8]) {
+    let len = dst.len();
     let head = src.align_offset(WORD).min(len);
     let mut i = 0;
     while i < head {
-        // SAFETY: `i < len`, inside both ranges; `AtomicU8` needs no alignment.
-        unsafe { byte(dst.add(i)).store(byte(src.add(i).cast_mut()).load(Relaxed), Relaxed) };
+        // SAFETY: `i < len`, inside the shared range; `AtomicU8` needs no
+        // alignment.
+        dst[i] = unsafe { byte(src.add(i).cast_mut()) }.load(Relaxed);
         i += 1;
     }
-    let dst_aligned = dst.wrapping_add(i).align_offset(WORD) == 0;
     while i + WORD <= len {
-        // SAFETY: `src + i` is 8-aligned and the word lies inside both
-        // ranges; the store is atomic where `dst` is aligned, and byte by
-        // byte otherwise.
-        unsafe {
-            let word = AtomicU64::from_ptr(src.add(i).cast::<u64>().cast_mut()).load(Relaxed);
-            if dst_aligned {
-                AtomicU64::from_ptr(dst.add(i).cast::<u64>()).store(word, Relaxed);
-            } else {
-                for (k, b) in word.to_ne_bytes().into_iter().enumerate() {
-                    byte(dst.add(i + k)).store(b, Relaxed);
-                }
-            }
-        }
+        // SAFETY: `src + i` is 8-aligned (after the head) and the word lies
+        // inside the shared range.
+        let word =
+            unsafe { AtomicU64::from_ptr(src.add(i).cast::<u64>().cast_mut()) }.load(Relaxed);
+        dst[i..i + WORD].copy_from_slice(&word.to_ne_bytes());
         i += WORD;
     }
     while i < len {
         // SAFETY: as for the head bytes.
-        unsafe { byte(dst.add(i)).store(byte(src.add(i).cast_mut()).load(Relaxed), Relaxed) };
+        dst[i] = unsafe { byte(src.add(i).cast_mut()) }.load(Relaxed);
+        i += 1;
+    }
+}
+
+/// Stores private `src` into shared memory at `dst` with relaxed atomic
+/// stores (bytes until `dst` is 8-aligned, then words).
+///
+/// # Safety
+///
+/// As for [`copy_to_shared`].
+#[cfg(any(not(target_arch = "x86_64"), miri))]
+unsafe fn store_shared(dst: *mut u8, src: &[u8]) {
+    let len = src.len();
+    let head = dst.align_offset(WORD).min(len);
+    let mut i = 0;
+    while i < head {
+        // SAFETY: `i < len`, inside the shared range.
+        unsafe { byte(dst.add(i)) }.store(src[i], Relaxed);
+        i += 1;
+    }
+    while i + WORD <= len {
+        let word = u64::from_ne_bytes(src[i..i + WORD].try_into().expect("a word"));
+        // SAFETY: `dst + i` is 8-aligned (after the head) and the word lies
+        // inside the shared range.
+        unsafe { AtomicU64::from_ptr(dst.add(i).cast::<u64>()) }.store(word, Relaxed);
+        i += WORD;
+    }
+    while i < len {
+        // SAFETY: as for the head bytes.
+        unsafe { byte(dst.add(i)) }.store(src[i], Relaxed);
         i += 1;
     }
 }
@@ -225,10 +264,13 @@ mod tests {
 
     #[test]
     fn round_trips_at_every_alignment_and_length() {
-        let mut shared = vec![0u64; 1024]; // 8 KiB, 8-aligned
-        let base = shared.as_mut_ptr().cast::<u8>();
         for offset in 0..12 {
             for len in (0..140).chain([1000, 1023, 2047, 2048, 2049, 4000]) {
+                // A fresh buffer for each case: miri's weak-memory model
+                // cannot yet mix byte and word atomics on one location,
+                // even one after the other.
+                let mut shared = vec![0u64; 1024]; // 8 KiB, 8-aligned
+                let base = shared.as_mut_ptr().cast::<u8>();
                 let src: Vec<u8> = (0..len).map(|i| (i * 7 + offset + 1) as u8).collect();
                 // SAFETY: offset + len <= 4011 < 8192, inside `shared`.
                 unsafe { copy_to_shared(base.add(offset), &src) };
@@ -238,6 +280,22 @@ mod tests {
                 assert_eq!(back, src, "offset {offset} len {len}");
             }
         }
+    }
+
+    /// Regression, caught by miri: the portable copy made atomics of the
+    /// private side too, which needs write access that a `&[u8]` does not
+    /// give (on x86-64 the copy is assembly, so only miri can tell).
+    #[test]
+    fn copying_in_from_a_read_only_buffer_never_asks_to_write_it() {
+        static SOURCE: [u8; 37] = *b"read-only bytes, in a static's memory";
+        let mut shared = vec![0u64; 8];
+        let base = shared.as_mut_ptr().cast::<u8>();
+        // SAFETY: 3 + 37 <= 64, inside `shared`.
+        unsafe { copy_to_shared(base.add(3), &SOURCE) };
+        let mut back = [0u8; 37];
+        // SAFETY: the same range.
+        unsafe { copy_from_shared(base.add(3), &mut back) };
+        assert_eq!(back, SOURCE);
     }
 
     #[test]

@@ -398,6 +398,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "reads /proc, which miri isolates")]
     fn finds_this_process_argument_area() {
         let (start, end) = argument_area().unwrap();
         assert!(start < end);
@@ -406,6 +407,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "reads /proc, which miri isolates")]
     fn finds_this_process_heap_but_not_its_stack() {
         let mut ranges = [(0usize, 0usize); 512];
         let heap_object = Box::new([7u8; 1 << 20]);
