@@ -7,7 +7,8 @@ mod cli;
 mod command;
 mod error;
 mod output;
-mod size;
+
+use shmbox_cli::size;
 
 use std::process::ExitCode;
 

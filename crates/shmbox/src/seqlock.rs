@@ -28,8 +28,10 @@ use crate::sync::{AtomicU32, AtomicU64, Ordering, fence};
 #[inline]
 pub(crate) fn begin_write(seq: &AtomicU64, s: u64) -> u64 {
     let odd = if s & 1 == 0 {
-        seq.store(s + 1, Ordering::Relaxed);
-        s + 1
+        // Wrapping: the word comes from shared memory, and a hostile or
+        // corrupt segment may hold any value (found by fuzzing).
+        seq.store(s.wrapping_add(1), Ordering::Relaxed);
+        s.wrapping_add(1)
     } else {
         s
     };
@@ -43,8 +45,9 @@ pub(crate) fn begin_write(seq: &AtomicU64, s: u64) -> u64 {
 #[inline]
 pub(crate) fn end_write(seq: &AtomicU64, odd: u64) -> u64 {
     debug_assert!(odd & 1 == 1);
-    seq.store(odd + 1, Ordering::Release);
-    (odd + 1) >> 1
+    let even = odd.wrapping_add(1);
+    seq.store(even, Ordering::Release);
+    even >> 1
 }
 
 /// Why a consistent read gave up.

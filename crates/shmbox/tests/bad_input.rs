@@ -446,6 +446,25 @@ fn file_shorter_than_its_header_says_is_never_mapped() {
     );
 }
 
+/// Regression, found by fuzzing: a sequence word at its maximum made the
+/// commit overflow (a panic in debug builds).
+#[test]
+fn a_sequence_word_at_its_maximum_wraps_instead_of_overflowing() {
+    let name = unique_name("seq-max");
+    let mut bytes = segment_bytes(64, 1, true);
+    bytes[128..136].copy_from_slice(&u64::MAX.to_le_bytes());
+    let _planted = plant(&name, &bytes);
+    let seg = Segment::open(&name).unwrap();
+    // It reads as torn (odd), a write repairs it, and the count wraps to 0.
+    assert!(matches!(
+        seg.read_consistent(0, 8),
+        Err(Error::Inconsistent { .. })
+    ));
+    assert_eq!(seg.write(0, b"wrapped!").unwrap(), 8);
+    assert_eq!(seg.generation(), 0);
+    assert_eq!(seg.read_consistent(0, 8).unwrap().data, b"wrapped!");
+}
+
 #[test]
 fn absurd_capacity_in_the_header() {
     let name = unique_name("absurd");
