@@ -253,6 +253,42 @@ fn a_segment_every_user_may_write_is_created_with_a_warning_and_refused() {
         .stdout(contains("mode 0666"));
 }
 
+/// Regression, found by fuzzing the library: an impossible write time in a
+/// header made `info` panic.
+#[test]
+fn info_of_a_header_with_impossible_times_says_unknown() {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = Name::new("absurd-times");
+    let mut b = vec![0u8; 256 + 16];
+    b[0..8].copy_from_slice(b"shmbox\0\0");
+    b[8..12].copy_from_slice(&1u32.to_le_bytes());
+    b[12..16].copy_from_slice(&256u32.to_le_bytes());
+    b[16..24].copy_from_slice(&16u64.to_le_bytes());
+    b[24..28].copy_from_slice(&2u32.to_le_bytes());
+    b[32..36].copy_from_slice(b"REDY");
+    b[140..144].copy_from_slice(&7u32.to_le_bytes());
+    b[144..152].copy_from_slice(&u64::MAX.to_le_bytes());
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(format!("/dev/shm/shmbox.{}", &*name))
+        .unwrap()
+        .write_all(&b)
+        .unwrap();
+    shmbox()
+        .args(["info", &name])
+        .assert()
+        .success()
+        .stdout(contains("at an unknown time"));
+    let out = shmbox().args(["info", &name, "--json"]).output().unwrap();
+    assert!(out.status.success());
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(info["created"].is_null());
+    assert!(info["last_write"].is_null());
+}
+
 #[test]
 fn info_json_has_snake_case_keys() {
     let name = Name::new("json");

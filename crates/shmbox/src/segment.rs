@@ -1438,6 +1438,14 @@ impl Drop for SegmentGuard<'_> {
     }
 }
 
+/// A time a header recorded, if plausible: not 0 (never set) and not past
+/// the year 9999 (a corrupt or hostile header may hold any value, and such a
+/// time cannot be added to the epoch or printed; found by fuzzing).
+fn recorded_time(since_epoch: Duration) -> Option<SystemTime> {
+    const END_OF_9999: Duration = Duration::from_secs(253_402_300_799);
+    (!since_epoch.is_zero() && since_epoch <= END_OF_9999).then(|| UNIX_EPOCH + since_epoch)
+}
+
 /// The state of a segment's lock, as [`info`] saw it.
 ///
 /// ```
@@ -1499,12 +1507,13 @@ pub struct SegmentInfo {
     pub lock: LockState,
     /// The process that committed the last write.
     pub last_writer_pid: Option<u32>,
-    /// When the last write was committed, to the second.
+    /// When the last write was committed, to the second; `None` if never,
+    /// or if the header holds an impossible time.
     pub last_write: Option<SystemTime>,
     /// The process that created the segment.
     pub creator_pid: Option<u32>,
-    /// When it was created.
-    pub created: SystemTime,
+    /// When it was created; `None` if the header holds no plausible time.
+    pub created: Option<SystemTime>,
     /// How many times the lock was taken over from a dead holder.
     pub owner_deaths: u32,
     /// The uid that owns the segment.
@@ -1521,7 +1530,6 @@ impl SegmentInfo {
         mode: u32,
         lock_owner_alive: bool,
     ) -> SegmentInfo {
-        let time = |ns: u64| UNIX_EPOCH + Duration::from_nanos(ns);
         let pid = |p: u32| Some(p).filter(|&p| p != 0);
         let lock = match (f.lock_word & OWNER_MASK, lock_owner_alive) {
             (0, _) => LockState::Free,
@@ -1541,10 +1549,9 @@ impl SegmentInfo {
             consistent: f.seq & 1 == 0 || lock_owner_alive,
             lock,
             last_writer_pid: pid(f.last_writer_pid),
-            last_write: (f.last_write_unix_s != 0)
-                .then(|| UNIX_EPOCH + Duration::from_secs(f.last_write_unix_s)),
+            last_write: recorded_time(Duration::from_secs(f.last_write_unix_s)),
             creator_pid: pid(f.creator_pid),
-            created: time(f.created_unix_ns),
+            created: recorded_time(Duration::from_nanos(f.created_unix_ns)),
             owner_deaths: f.owner_deaths,
             owner_uid,
             mode,

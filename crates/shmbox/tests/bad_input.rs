@@ -465,6 +465,27 @@ fn a_sequence_word_at_its_maximum_wraps_instead_of_overflowing() {
     assert_eq!(seg.read_consistent(0, 8).unwrap().data, b"wrapped!");
 }
 
+/// Regression, found by fuzzing: a creation or write time past what a
+/// `SystemTime` holds made `info` panic on the addition.
+#[test]
+fn absurd_times_in_the_header_are_reported_as_unknown() {
+    let name = unique_name("absurd-times");
+    let mut bytes = segment_bytes(64, 1, true);
+    bytes[144..152].copy_from_slice(&u64::MAX.to_le_bytes()); // last_write_unix_s
+    let _planted = plant(&name, &bytes);
+    let info = shmbox::info(&name).unwrap();
+    assert_eq!(info.created, None, "a creation time of 0 is no time");
+    assert_eq!(info.last_write, None);
+    let seg = Segment::open(&name).unwrap();
+    assert_eq!(seg.info().unwrap().last_write, None);
+    // Any time up to the year 9999 is kept; one second later is not.
+    let mut bytes = segment_bytes(64, 1, true);
+    bytes[144..152].copy_from_slice(&253_402_300_799u64.to_le_bytes());
+    let name = unique_name("year-9999");
+    let _planted = plant(&name, &bytes);
+    assert!(shmbox::info(&name).unwrap().last_write.is_some());
+}
+
 #[test]
 fn absurd_capacity_in_the_header() {
     let name = unique_name("absurd");

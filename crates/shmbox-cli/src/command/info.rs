@@ -29,7 +29,8 @@ struct InfoJson {
     /// RFC 3339, UTC.
     last_write: Option<String>,
     creator_pid: Option<u32>,
-    created: String,
+    /// RFC 3339, UTC; null if the header holds no plausible time.
+    created: Option<String>,
     owner_deaths: u32,
     owner_uid: u32,
     /// Octal, as a string: "0600".
@@ -57,7 +58,7 @@ impl From<&SegmentInfo> for InfoJson {
             last_writer_pid: i.last_writer_pid,
             last_write: i.last_write.map(time_s),
             creator_pid: i.creator_pid,
-            created: time(i.created),
+            created: i.created.map(time),
             owner_deaths: i.owner_deaths,
             owner_uid: i.owner_uid,
             mode: format!("{:04o}", i.mode),
@@ -115,7 +116,11 @@ pub fn run_info(name: &str, json: bool) -> Outcome {
         ),
         (
             "created",
-            format!("by pid {} at {}", pid(info.creator_pid), time(info.created)),
+            format!(
+                "by pid {} at {}",
+                pid(info.creator_pid),
+                info.created.map_or_else(|| "an unknown time".into(), time)
+            ),
         ),
         ("owner deaths", info.owner_deaths.to_string()),
         (
