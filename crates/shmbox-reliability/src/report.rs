@@ -130,6 +130,10 @@ pub fn markdown(r: &Results) -> String {
             t.torn_returned.to_string(),
         ),
         (
+            "lock-free reads that gave up after 1 s of a busy writer",
+            t.read_timeouts.to_string(),
+        ),
+        (
             "corrupt records found under the lock",
             t.corrupt_under_lock.to_string(),
         ),
