@@ -144,14 +144,17 @@ pub fn worker(args: &[String]) -> io::Result<()> {
             report(opens, creates, checks, removes_refused, removes_done);
         }
         let name = name_of(run_id, rng.below(NAMES as u64) as usize);
-        match rng.below(8) {
+        match rng.below(10) {
             // Remove: refused while anyone holds it, done otherwise.
-            0 => match shmbox::remove(&name) {
+            0 | 1 => match shmbox::remove(&name) {
                 Ok(()) => removes_done += 1,
                 Err(Error::Busy { .. }) => removes_refused += 1,
                 Err(Error::NotFound { .. }) => {}
                 Err(e) => return Err(io::Error::other(e)),
             },
+            // Hold nothing for a while, so that names are sometimes free to
+            // be removed.
+            2 => std::thread::sleep(Duration::from_micros(rng.below(2_000))),
             // Open or create it, hold it a while, checking, then close.
             _ => {
                 let seg = match options.open_or_create(&name, 4096) {

@@ -187,8 +187,8 @@ pub fn markdown(r: &Results) -> String {
         m,
         "{} processes for {:.0} s storm 3 until-last-close names: open-or-create, \
          hold for up to 3 ms while reopening the name to check that it is the same \
-         segment (a random token in its first bytes), close, or remove (refused \
-         while anyone holds it). Every 5–25 ms the parent kills one of them with \
+         segment (a random token in its first bytes), close, pause holding nothing, \
+         or remove (refused while anyone holds it). Every 5–25 ms the parent kills one of them with \
          SIGKILL and starts another.\n",
         q.processes, q.seconds
     );
@@ -201,7 +201,7 @@ pub fn markdown(r: &Results) -> String {
         ("segments created", q.creates.to_string()),
         ("same-segment checks while held", q.checks.to_string()),
         (
-            "removes refused (in use) / done",
+            "removes refused (in use) / done (an until-last-close segment nobody holds is already gone, so done is rare)",
             format!("{} / {}", q.removes_refused, q.removes_done),
         ),
         ("processes killed", q.crashes.to_string()),
