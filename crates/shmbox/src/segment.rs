@@ -388,6 +388,14 @@ fn check_size(size: usize) -> Result<()> {
 /// segment again there); a child that keeps running without `exec` does
 /// inherit its descriptor, and with it keeps this handle counted as alive.
 ///
+/// If another process of the same user cuts the segment's file short while
+/// it is open here (with `ftruncate`, say), touching the missing part would
+/// normally kill this process with SIGBUS. shmbox catches that signal for its
+/// own mappings: the handle survives, and every fallible operation on it
+/// fails with [`Error::Truncated`] from then on. (It installs a SIGBUS handler
+/// once per process, which passes faults elsewhere to the handler that was
+/// there before.)
+///
 /// ```
 /// use shmbox::Segment;
 ///
