@@ -393,8 +393,9 @@ fn check_size(size: usize) -> Result<()> {
 /// normally kill this process with SIGBUS. shmbox catches that signal for its
 /// own mappings: the handle survives, and every fallible operation on it
 /// fails with [`Error::Truncated`] from then on. (It installs a SIGBUS handler
-/// once per process, which passes faults elsewhere to the handler that was
-/// there before.)
+/// once per process, when the first segment is mapped; faults elsewhere go
+/// to the handler that was there before. A handler that the application
+/// installs later takes precedence, and this protection is then its job.)
 ///
 /// ```
 /// use shmbox::Segment;
