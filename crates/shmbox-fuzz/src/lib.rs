@@ -102,11 +102,37 @@ struct SegmentCase {
 /// A name of this process's own, new for each case.
 fn unique_name() -> String {
     static N: AtomicU64 = AtomicU64::new(0);
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    SWEPT.call_once(remove_files_of_dead_runs);
     format!(
         "fuzz-{}-{}",
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// A fuzzing process killed mid-case (a crash, a timeout, the end of a timed
+/// campaign) leaves its planted file behind; the next run removes the files
+/// whose process is gone.
+pub fn remove_files_of_dead_runs() {
+    let Ok(entries) = std::fs::read_dir("/dev/shm") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(rest) = file_name
+            .to_str()
+            .and_then(|n| n.strip_prefix("shmbox.fuzz-"))
+        else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 fn path_of(name: &str) -> String {

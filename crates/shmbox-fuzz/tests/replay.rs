@@ -66,3 +66,24 @@ fn cli_sizes_corpus_replays_cleanly() {
     watchdog(Duration::from_secs(240));
     replay("cli_sizes", shmbox_fuzz::cli_sizes, 20);
 }
+
+#[test]
+fn files_left_by_a_killed_fuzzing_run_are_removed_by_the_next() {
+    watchdog(Duration::from_secs(60));
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead_pid = child.id();
+    child.wait().unwrap();
+    let dead = format!("/dev/shm/shmbox.fuzz-{dead_pid}-0");
+    // Process 1 is always alive; this test's own pid would upset the check
+    // for leftovers that runs beside it.
+    let alive = format!("/dev/shm/shmbox.fuzz-1-{dead_pid}");
+    std::fs::write(&dead, b"left by a killed run").unwrap();
+    std::fs::write(&alive, b"a live run's case").unwrap();
+    shmbox_fuzz::remove_files_of_dead_runs();
+    let dead_gone = !Path::new(&dead).exists();
+    let alive_kept = Path::new(&alive).exists();
+    let _ = std::fs::remove_file(&dead);
+    let _ = std::fs::remove_file(&alive);
+    assert!(dead_gone, "{dead} was not removed");
+    assert!(alive_kept, "{alive} of a live process was removed");
+}
