@@ -365,22 +365,27 @@ fn a_busy_lock_is_shown_then_waited_for() {
     let mut app = App::new(seg.clone());
     type_text(&mut app, "patient");
     let holder = other(&seg);
-    let guard = holder.lock().unwrap();
-    assert_eq!(app.write(), Step::WaitForLock);
-    let (kind, text) = message(&app);
-    assert_eq!(kind, Kind::Warning);
-    assert!(
-        text.starts_with(&format!(
-            "Waiting for the lock: pid {} holds it",
-            std::process::id()
-        )),
-        "{text}"
-    );
+    let (locked, is_locked) = std::sync::mpsc::channel();
+    // The guard stays on the thread that took the lock: a lock is released
+    // by the thread that holds it (on Windows it is a mutex).
     std::thread::scope(|s| {
         s.spawn(|| {
+            let guard = holder.lock().unwrap();
+            locked.send(()).unwrap();
             std::thread::sleep(Duration::from_millis(100));
             drop(guard);
         });
+        is_locked.recv().unwrap();
+        assert_eq!(app.write(), Step::WaitForLock);
+        let (kind, text) = message(&app);
+        assert_eq!(kind, Kind::Warning);
+        assert!(
+            text.starts_with(&format!(
+                "Waiting for the lock: pid {} holds it",
+                std::process::id()
+            )),
+            "{text}"
+        );
         app.finish_pending();
     });
     assert_eq!(seg.read(0, 7).unwrap(), b"patient");

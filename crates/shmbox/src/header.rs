@@ -24,6 +24,11 @@ pub(crate) const HEADER_SIZE: usize = 256;
 /// `init_state` once the creator has written every other field: `READY` in ASCII.
 pub(crate) const INIT_READY: u32 = u32::from_le_bytes(*b"REDY");
 
+/// `flags` bit 0: the data is not after this header but in an object of its
+/// own (the Windows backend's raw file mapping, shared with programs that
+/// know nothing of shmbox). `notify_sleepers` is used only in such headers.
+pub(crate) const FLAG_DETACHED_DATA: u32 = 1;
+
 /// Lifetime codes stored in the `lifetime` field.
 pub(crate) const LIFETIME_UNTIL_LAST_CLOSE: u32 = 1;
 pub(crate) const LIFETIME_PERSISTENT: u32 = 2;
@@ -59,7 +64,10 @@ pub(crate) struct Header {
     pub(crate) notify_word: AtomicU32,
     pub(crate) last_writer_pid: AtomicU32,
     pub(crate) last_write_unix_s: AtomicU64,
-    _reserved2: [AtomicU8; 40],
+    /// Detached headers only: processes registered to sleep on the notify
+    /// semaphore (see `sys/windows.rs`).
+    pub(crate) notify_sleepers: AtomicU32,
+    _reserved2: [AtomicU8; 36],
 
     // Line 3: reserved for later versions.
     _reserved3: [AtomicU8; 64],
@@ -84,6 +92,7 @@ const _: () = {
     assert!(offset_of!(Header, notify_word) == 136);
     assert!(offset_of!(Header, last_writer_pid) == 140);
     assert!(offset_of!(Header, last_write_unix_s) == 144);
+    assert!(offset_of!(Header, notify_sleepers) == 152);
     // Little-endian only: the format stores integers in native order through
     // atomics, so a big-endian build would not read what FORMAT.md describes.
     assert!(cfg!(target_endian = "little"));
@@ -95,17 +104,48 @@ impl Header {
     /// The mapping is not yet visible under its name when this runs; the
     /// `init_state` word is still stored last, with release ordering, for
     /// openers of other implementations that create in place.
-    pub(crate) fn initialise(&self, capacity: u64, lifetime: Lifetime, pid: u32, now_ns: u64) {
+    pub(crate) fn initialise(
+        &self,
+        capacity: u64,
+        lifetime: Lifetime,
+        flags: u32,
+        pid: u32,
+        now_ns: u64,
+    ) {
         use crate::sync::Ordering::{Relaxed, Release};
         self.magic.store(u64::from_le_bytes(MAGIC), Relaxed);
         self.format_version.store(FORMAT_VERSION, Relaxed);
         self.header_size.store(HEADER_SIZE as u32, Relaxed);
         self.capacity.store(capacity, Relaxed);
         self.lifetime.store(lifetime.code(), Relaxed);
-        self.flags.store(0, Relaxed);
+        self.flags.store(flags, Relaxed);
         self.creator_pid.store(pid, Relaxed);
         self.created_unix_ns.store(now_ns, Relaxed);
         self.init_state.store(INIT_READY, Release);
+    }
+}
+
+impl Header {
+    /// Every field, each read atomically (so not one consistent snapshot).
+    pub(crate) fn fields(&self) -> HeaderFields {
+        use crate::sync::Ordering::{Acquire, Relaxed};
+        HeaderFields {
+            magic: self.magic.load(Relaxed).to_le_bytes(),
+            format_version: self.format_version.load(Relaxed),
+            header_size: self.header_size.load(Relaxed),
+            capacity: self.capacity.load(Relaxed),
+            lifetime: self.lifetime.load(Relaxed),
+            flags: self.flags.load(Relaxed),
+            init_state: self.init_state.load(Acquire),
+            creator_pid: self.creator_pid.load(Relaxed),
+            created_unix_ns: self.created_unix_ns.load(Relaxed),
+            lock_word: self.lock_word.load(Relaxed),
+            lock_owner_pid: self.lock_owner_pid.load(Relaxed),
+            owner_deaths: self.owner_deaths.load(Relaxed),
+            seq: self.seq.load(Acquire),
+            last_writer_pid: self.last_writer_pid.load(Relaxed),
+            last_write_unix_s: self.last_write_unix_s.load(Relaxed),
+        }
     }
 }
 
@@ -175,6 +215,34 @@ impl HeaderFields {
     /// real size. On success the capacity is safe to map: the file holds
     /// `HEADER_SIZE + capacity` bytes.
     pub(crate) fn validate(&self, file_size: u64) -> Result<(), HeaderProblem> {
+        self.validate_identity(0)?;
+        let expected = HEADER_SIZE as u64 + self.capacity;
+        if file_size != expected {
+            return Err(HeaderProblem::Corrupt(format!(
+                "the file holds {file_size} bytes, but its header says {expected} \
+                 ({HEADER_SIZE} of header and {} of data)",
+                self.capacity
+            )));
+        }
+        Ok(())
+    }
+
+    /// Checks a detached header (`FLAG_DETACHED_DATA`) whose data object
+    /// holds `data_size` bytes, or, where the system reports sizes rounded up
+    /// to a page (Wine), whose capacity rounds up to `data_size`.
+    #[cfg_attr(not(windows), allow(dead_code))]
+    pub(crate) fn validate_detached(&self, data_size: u64, page: u64) -> Result<(), HeaderProblem> {
+        self.validate_identity(FLAG_DETACHED_DATA)?;
+        if data_size != self.capacity && data_size != self.capacity.next_multiple_of(page) {
+            return Err(HeaderProblem::Corrupt(format!(
+                "its data object holds {data_size} bytes, but its header says {}",
+                self.capacity
+            )));
+        }
+        Ok(())
+    }
+
+    fn validate_identity(&self, flags: u32) -> Result<(), HeaderProblem> {
         if self.magic != MAGIC {
             return Err(if self.magic == [0; 8] {
                 HeaderProblem::NotReady
@@ -203,24 +271,21 @@ impl HeaderFields {
                 self.capacity
             )));
         }
-        let expected = HEADER_SIZE as u64 + self.capacity;
-        if file_size != expected {
-            return Err(HeaderProblem::Corrupt(format!(
-                "the file holds {file_size} bytes, but its header says {expected} \
-                 ({HEADER_SIZE} of header and {} of data)",
-                self.capacity
-            )));
-        }
         if Lifetime::from_code(self.lifetime).is_none() {
             return Err(HeaderProblem::Corrupt(format!(
                 "its lifetime code {} is unknown",
                 self.lifetime
             )));
         }
-        if self.flags != 0 {
+        if self.flags != flags {
             return Err(HeaderProblem::Corrupt(format!(
-                "its flags word is {:#x}; version {FORMAT_VERSION} defines none",
-                self.flags
+                "its flags word is {:#x}; a {} header has {flags:#x}",
+                self.flags,
+                if flags & FLAG_DETACHED_DATA == 0 {
+                    "segment's"
+                } else {
+                    "detached"
+                }
             )));
         }
         Ok(())

@@ -102,6 +102,22 @@ pub(crate) trait Parker {
     }
 }
 
+/// Takes the lock word for `id` while holding the backend's OS mutex
+/// (`sys::OS_MUTEX`), which already excludes every other shmbox handle: an
+/// owner still recorded in the word is one that ended without unlocking.
+/// Flag bits are kept (watchers may set theirs meanwhile). Returns whether
+/// such a stale owner was replaced.
+pub(crate) fn take_under_os_mutex(word: &AtomicU32, id: u32) -> bool {
+    let mut current = word.load(Ordering::Relaxed);
+    loop {
+        let next = (current & !OWNER_MASK) | id;
+        match word.compare_exchange_weak(current, next, Ordering::Acquire, Ordering::Relaxed) {
+            Ok(_) => return current & OWNER_MASK != 0,
+            Err(now) => current = now,
+        }
+    }
+}
+
 /// How the lock was acquired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Acquired {

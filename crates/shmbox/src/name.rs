@@ -11,6 +11,12 @@ use crate::{Error, Result};
 /// `..` or contain `/`, `\` or NUL. Names are case-sensitive. Processes that
 /// open the same name share the same segment.
 ///
+/// On Windows a name may start with the kernel namespace `Local\` (the
+/// default: the segment is visible in this logon session only) or
+/// `Global\` (visible to every session; creating one takes the
+/// SeCreateGlobalPrivilege). The prefix applies to every object the segment
+/// uses, the mutex `sync_NAME` included.
+///
 /// ```
 /// use shmbox::SegmentName;
 ///
@@ -51,15 +57,18 @@ impl SegmentName {
     /// ```
     pub fn new(name: impl Into<String>) -> Result<SegmentName> {
         let name = name.into();
-        let reason = if name.is_empty() {
+        let (namespace, base) = split_namespace(&name);
+        let reason = if base.is_empty() && !namespace.is_empty() {
+            Some("it has a namespace but no name after it")
+        } else if name.is_empty() {
             Some("it is empty")
         } else if name.len() > Self::MAX_LEN {
             Some("it is longer than 200 bytes")
-        } else if name == "." || name == ".." {
+        } else if base == "." || base == ".." {
             Some("\".\" and \"..\" are reserved")
         } else if name.contains('/') {
             Some("it contains '/'")
-        } else if name.contains('\\') {
+        } else if base.contains('\\') {
             Some("it contains '\\'")
         } else if name.contains('\0') {
             Some("it contains a NUL byte")
@@ -82,6 +91,26 @@ impl SegmentName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The Windows namespace prefix (`Global\`, `Local\` or empty) and the
+    /// rest of the name.
+    #[cfg_attr(not(windows), allow(dead_code))]
+    pub(crate) fn namespace_and_base(&self) -> (&str, &str) {
+        split_namespace(&self.0)
+    }
+}
+
+/// Splits off a leading `Global\` or `Local\` on Windows; elsewhere a
+/// backslash is just a forbidden character.
+fn split_namespace(name: &str) -> (&str, &str) {
+    if cfg!(windows) {
+        for namespace in ["Global\\", "Local\\"] {
+            if let Some(base) = name.strip_prefix(namespace) {
+                return (namespace, base);
+            }
+        }
+    }
+    ("", name)
 }
 
 impl fmt::Debug for SegmentName {
@@ -160,8 +189,31 @@ mod tests {
         assert_eq!(reason("."), "\".\" and \"..\" are reserved");
         assert_eq!(reason(".."), "\".\" and \"..\" are reserved");
         assert_eq!(reason("a/b"), "it contains '/'");
-        assert_eq!(reason("Global\\x"), "it contains '\\'");
+        assert_eq!(reason("a\\b"), "it contains '\\'");
         assert_eq!(reason("a\0b"), "it contains a NUL byte");
+    }
+
+    #[test]
+    #[cfg(not(windows))]
+    fn windows_namespaces_are_refused_elsewhere() {
+        assert_eq!(reason("Global\\x"), "it contains '\\'");
+        assert_eq!(reason("Local\\x"), "it contains '\\'");
+    }
+
+    #[test]
+    #[cfg(windows)]
+    fn windows_namespaces_are_split_off() {
+        let global = SegmentName::new("Global\\MYAPP").unwrap();
+        assert_eq!(global.namespace_and_base(), ("Global\\", "MYAPP"));
+        let plain = SegmentName::new("MYAPP").unwrap();
+        assert_eq!(plain.namespace_and_base(), ("", "MYAPP"));
+        assert_eq!(
+            reason("Global\\"),
+            "it has a namespace but no name after it"
+        );
+        assert_eq!(reason("Global\\a\\b"), "it contains '\\'");
+        assert_eq!(reason("Local\\.."), "\".\" and \"..\" are reserved");
+        assert_eq!(reason("Session\\x"), "it contains '\\'");
     }
 
     #[test]

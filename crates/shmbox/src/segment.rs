@@ -9,6 +9,7 @@
 #![allow(unsafe_code)]
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::error::WaitFor;
@@ -256,6 +257,7 @@ impl SegmentOptions {
             allow_other_owner: self.allow_other_owner,
             allow_writable_by_others: self.allow_writable_by_others,
             init_timeout: self.init_timeout,
+            expected_size: None,
         })
     }
 
@@ -324,7 +326,10 @@ impl SegmentOptions {
     pub fn open_or_create(&self, name: impl AsRef<str>, size: usize) -> Result<Segment> {
         let name = SegmentName::new(name.as_ref())?;
         check_size(size)?;
-        let spec = self.spec()?;
+        let spec = OpenSpec {
+            expected_size: Some(size),
+            ..self.spec()?
+        };
         // Another process may create or remove the name between our attempts;
         // each round makes progress unless it keeps doing so.
         for _ in 0..100 {
@@ -439,15 +444,15 @@ struct Os<'a>(&'a Mapping);
 
 impl Parker for Os<'_> {
     fn wait(&self, word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> bool {
-        sys::futex_wait(word, expected, timeout)
+        self.0.wait(word, expected, timeout)
     }
     fn wake_one(&self, word: &AtomicU32) {
-        sys::futex_wake(word, 1);
+        self.0.wake(word, 1);
     }
     fn wake_all(&self, word: &AtomicU32) {
         // The kernel reads the count as a signed int: u32::MAX would be -1,
         // which wakes only one.
-        sys::futex_wake(word, i32::MAX as u32);
+        self.0.wake(word, i32::MAX as u32);
     }
     fn is_alive(&self, id: u32) -> bool {
         self.0.is_alive(id)
@@ -606,6 +611,9 @@ impl Segment {
             Unlocked::NotOwner => {
                 debug_assert!(false, "the lock was taken over while this handle held it")
             }
+        }
+        if sys::OS_MUTEX {
+            self.mapping.unlock_os_mutex();
         }
     }
 
@@ -930,10 +938,38 @@ impl Segment {
     /// built by the caller, so that nothing large is moved on the fast path.
     #[inline]
     fn acquire(&self, timeout: Duration) -> Result<Acquired> {
+        if sys::OS_MUTEX {
+            return self
+                .acquire_os_mutex(timeout)?
+                .ok_or_else(|| self.timeout_error(WaitFor::Lock, timeout));
+        }
         if lock::try_lock_fast(&self.header().lock_word, self.mapping.lock_id()) {
             return Ok(Acquired::Clean);
         }
         self.acquire_slow(timeout)
+    }
+
+    /// Takes the backend's OS mutex, then the lock word under it (see
+    /// `sys/mod.rs`). `None` if the mutex stayed held for `timeout`.
+    fn acquire_os_mutex(&self, timeout: Duration) -> Result<Option<Acquired>> {
+        let os = self.mapping.lock_os_mutex(timeout)?;
+        if os == sys::OsLocked::TimedOut {
+            return Ok(None);
+        }
+        let h = self.header();
+        let stale_shmbox_owner = lock::take_under_os_mutex(&h.lock_word, self.mapping.lock_id());
+        if os == sys::OsLocked::Abandoned && !stale_shmbox_owner {
+            // The owner that died was not a shmbox handle (a program that
+            // uses the mutex directly): the recorded pid is not its.
+            h.lock_owner_pid.store(0, Ordering::Relaxed);
+        }
+        Ok(Some(
+            if os == sys::OsLocked::Abandoned || stale_shmbox_owner {
+                Acquired::OwnerDied
+            } else {
+                Acquired::Clean
+            },
+        ))
     }
 
     #[cold]
@@ -968,6 +1004,12 @@ impl Segment {
     /// # Ok::<(), shmbox::Error>(())
     /// ```
     pub fn try_lock(&self) -> Result<Option<SegmentGuard<'_>>> {
+        if sys::OS_MUTEX {
+            return match self.acquire_os_mutex(Duration::ZERO)? {
+                Some(acquired) => self.locked(acquired).map(Some),
+                None => Ok(None),
+            };
+        }
         let h = self.header();
         match lock::try_lock(&h.lock_word, self.mapping.lock_id(), &self.parker()) {
             Some(acquired) => self.locked(acquired).map(Some),
@@ -1038,25 +1080,10 @@ impl Segment {
     /// ```
     pub fn info(&self) -> Result<SegmentInfo> {
         self.intact()?;
-        let h = self.header();
-        let load32 = |w: &crate::sync::shared::AtomicU32| w.load(Ordering::Relaxed);
-        let load64 = |w: &crate::sync::shared::AtomicU64| w.load(Ordering::Relaxed);
         let fields = HeaderFields {
-            magic: load64(&h.magic).to_le_bytes(),
-            format_version: load32(&h.format_version),
-            header_size: load32(&h.header_size),
             capacity: self.size() as u64,
             lifetime: self.lifetime().code(),
-            flags: load32(&h.flags),
-            init_state: load32(&h.init_state),
-            creator_pid: load32(&h.creator_pid),
-            created_unix_ns: load64(&h.created_unix_ns),
-            lock_word: load32(&h.lock_word),
-            lock_owner_pid: load32(&h.lock_owner_pid),
-            owner_deaths: load32(&h.owner_deaths),
-            seq: h.seq.load(Ordering::Acquire),
-            last_writer_pid: load32(&h.last_writer_pid),
-            last_write_unix_s: load64(&h.last_write_unix_s),
+            ..self.header().fields()
         };
         let owner = fields.lock_word & OWNER_MASK;
         let (owner_uid, mode) = self.mapping.owner_and_mode();
@@ -1156,7 +1183,16 @@ pub struct SegmentGuard<'a> {
     /// A writer died mid-write and nobody has committed since.
     torn: bool,
     owner_died: Option<OwnerDied>,
+    /// Not `Send`: on Windows the lock is a mutex, which only the thread
+    /// that took it may release.
+    _not_send: PhantomData<*const ()>,
 }
+
+// SAFETY: `&SegmentGuard` only reads (`data`, `read_into`, `is_consistent`,
+// ...), and reading the locked bytes from several threads at once is sound:
+// nobody writes them while the guard lives. Only `Send` is withheld, because
+// the thread that took the lock must release it.
+unsafe impl Sync for SegmentGuard<'_> {}
 
 impl fmt::Debug for SegmentGuard<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -1184,6 +1220,7 @@ impl<'a> SegmentGuard<'a> {
             write_time: 0,
             torn,
             owner_died,
+            _not_send: PhantomData,
         }
     }
 

@@ -120,6 +120,16 @@ pub(crate) mod shared {
                 pub(crate) fn fetch_or(&self, v: $int, order: Ordering) -> $int {
                     self.0.fetch_or(v, order)
                 }
+
+                #[inline]
+                pub(crate) fn fetch_update(
+                    &self,
+                    set: Ordering,
+                    fetch: Ordering,
+                    f: impl FnMut($int) -> Option<$int>,
+                ) -> Result<$int, $int> {
+                    self.0.fetch_update(set, fetch, f)
+                }
             }
         };
     }

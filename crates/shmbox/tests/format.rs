@@ -1,5 +1,8 @@
 //! A segment read with nothing but docs/FORMAT.md: plain file reads, no
 //! shmbox calls, as a program in another language would.
+// Linux-specific: files in /dev/shm, signals, uids. The backend-neutral
+// behaviour is in conformance.rs, which every platform runs.
+#![cfg(target_os = "linux")]
 
 mod common;
 

@@ -57,6 +57,9 @@ const LIVENESS_BASE: i64 = 1 << 62;
 /// The reaper of an `UntilLastClose` segment holds this byte.
 const REAPER_BYTE: i64 = LIVENESS_BASE - 1;
 
+/// The lock word alone is the lock (see `sys/mod.rs`).
+pub(crate) const OS_MUTEX: bool = false;
+
 /// How long an opener retries when the segment is being removed under it.
 const REMOVAL_RETRY: Duration = Duration::from_millis(1);
 
@@ -139,6 +142,29 @@ impl Mapping {
     #[inline]
     pub(crate) fn is_cut(&self) -> bool {
         self.watch.is_cut()
+    }
+
+    /// Sleeps while `word` (in this mapping) holds `expected`; `true` if
+    /// `timeout` passed.
+    #[inline]
+    pub(crate) fn wait(&self, word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> bool {
+        futex_wait(word, expected, timeout)
+    }
+
+    /// Wakes up to `count` sleepers on `word` (in this mapping).
+    #[inline]
+    pub(crate) fn wake(&self, word: &AtomicU32, count: u32) {
+        futex_wake(word, count);
+    }
+
+    /// Never called: `OS_MUTEX` is false here.
+    pub(crate) fn lock_os_mutex(&self, _timeout: Duration) -> Result<super::OsLocked> {
+        unreachable!("the Linux backend has no OS mutex")
+    }
+
+    /// Never called: `OS_MUTEX` is false here.
+    pub(crate) fn unlock_os_mutex(&self) {
+        unreachable!("the Linux backend has no OS mutex")
     }
 
     /// Owner uid and permission bits of the segment's file.
@@ -548,7 +574,7 @@ pub(crate) fn create(name: &SegmentName, capacity: usize, spec: &OpenSpec) -> Re
     let mut mapping = map(name, fd, path, &st, capacity, lifetime)?;
     mapping
         .header()
-        .initialise(capacity as u64, lifetime, current_pid(), now_unix_ns());
+        .initialise(capacity as u64, lifetime, 0, current_pid(), now_unix_ns());
     mapping.lock_id =
         claim_lock_id(mapping.fd.as_fd(), &mapping.header().lock_word).map_err(|source| {
             Error::Io {
@@ -755,7 +781,7 @@ fn ofd_is_locked(fd: BorrowedFd<'_>, byte: i64) -> io::Result<bool> {
 
 /// Sleeps while `word` holds `expected`. Returns `true` if `timeout` passed.
 /// The futex is not `PRIVATE`: the word lies in memory shared by processes.
-pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> bool {
+fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> bool {
     let ts = timeout.map(|d| rustix::time::Timespec {
         tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
         tv_nsec: i64::from(d.subsec_nanos()),
@@ -767,7 +793,7 @@ pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Durati
 }
 
 /// Wakes up to `count` handles asleep on `word`.
-pub(crate) fn futex_wake(word: &AtomicU32, count: u32) {
+fn futex_wake(word: &AtomicU32, count: u32) {
     let _ = futex::wake(word.as_std(), futex::Flags::empty(), count);
 }
 

@@ -43,6 +43,18 @@ impl Mapping {
     pub(crate) fn owner_and_mode(&self) -> (u32, u32) {
         unreachable!("{NEVER}")
     }
+    pub(crate) fn wait(&self, _: &AtomicU32, _: u32, _: Option<Duration>) -> bool {
+        unreachable!("{NEVER}")
+    }
+    pub(crate) fn wake(&self, _: &AtomicU32, _: u32) {
+        unreachable!("{NEVER}")
+    }
+    pub(crate) fn lock_os_mutex(&self, _: Duration) -> Result<super::OsLocked> {
+        unreachable!("{NEVER}")
+    }
+    pub(crate) fn unlock_os_mutex(&self) {
+        unreachable!("{NEVER}")
+    }
 }
 
 pub(crate) fn open(_: &SegmentName, _: &OpenSpec) -> Result<Mapping> {
@@ -65,11 +77,7 @@ pub(crate) fn list() -> Result<Vec<(SegmentName, Inspected)>> {
     Err(UNSUPPORTED)
 }
 
-pub(crate) fn futex_wait(_: &AtomicU32, _: u32, _: Option<Duration>) -> bool {
-    false
-}
-
-pub(crate) fn futex_wake(_: &AtomicU32, _: u32) {}
+pub(crate) const OS_MUTEX: bool = false;
 
 pub(crate) fn monotonic_ms() -> u32 {
     0

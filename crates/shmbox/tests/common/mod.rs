@@ -158,10 +158,12 @@ impl Watchdog {
                 std::thread::sleep(Duration::from_millis(50));
             }
             eprintln!("watchdog: test {test} ran past {limit:?}; killing helpers and failing");
+            #[cfg(unix)]
             for pid in HELPERS.lock().unwrap().iter() {
                 // SAFETY: kill only sends a signal.
                 unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
             }
+            // Elsewhere helpers end themselves (see `helper_setup`).
             std::process::exit(101);
         });
         Watchdog(done)
@@ -177,11 +179,17 @@ impl Drop for Watchdog {
 /// Prepares a helper process: it dies with its parent, and on its own after
 /// a while, so no helper outlives a failed run.
 pub fn helper_setup() {
+    #[cfg(target_os = "linux")]
     // SAFETY: prctl and alarm take plain integers.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
         libc::alarm(HELPER_LIFETIME_SECS);
     }
+    #[cfg(not(target_os = "linux"))]
+    std::thread::spawn(|| {
+        std::thread::sleep(Duration::from_secs(HELPER_LIFETIME_SECS.into()));
+        std::process::exit(102);
+    });
 }
 
 /// Waits until `cond` holds, polling, or panics after `timeout`.
@@ -196,6 +204,7 @@ pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool)
 
 /// Pids of processes named `comm` that have the file at `path` open. Files
 /// are compared by inode: a segment's descriptor may show another path.
+#[cfg(unix)]
 pub fn processes_with_open(comm: &str, path: &std::path::Path) -> Vec<u32> {
     use std::os::unix::fs::MetadataExt;
     let mut found = Vec::new();

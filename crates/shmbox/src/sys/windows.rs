@@ -1,0 +1,812 @@
+//! Windows backend, interoperable with the Win32 programs (the FoxPro sample
+//! among them) that share a block through `CreateFileMapping` and guard it
+//! with the mutex `"sync_" + name`.
+//!
+//! A segment `NAME` is four named kernel objects, all in the session's
+//! namespace unless the name starts with `Global\` (see `SegmentName`):
+//!
+//! | object                | kind         | holds                                      |
+//! |-----------------------|--------------|--------------------------------------------|
+//! | `NAME`                | file mapping | the data, exactly: byte 0 is data byte 0   |
+//! | `sync_NAME`           | mutex        | the lock, as the sample uses it            |
+//! | `shmbox/NAME`         | file mapping | the 256-byte header of docs/FORMAT.md      |
+//! | `shmbox/NAME/notify`  | semaphore    | where change waiters sleep                 |
+//!
+//! The data mapping stays raw, so a program that knows only the sample's
+//! calls reads and writes the same bytes. shmbox's extras (generation,
+//! seqlock, last writer, change notification, lock owner) live in the header
+//! mapping, marked `FLAG_DETACHED_DATA`. A name with `/` can never be a
+//! segment's own name, so the companions cannot collide with another segment.
+//!
+//! **Lock.** shmbox takes `sync_NAME` with `WaitForSingleObject`, then the
+//! header's lock word under it (`lock::take_under_os_mutex`), which records
+//! the owner and carries the WATCHERS bit of the notification protocol.
+//! `WAIT_ABANDONED` (the previous owner ended without releasing) becomes the
+//! owner-died report, whoever that owner was. A Windows mutex belongs to a
+//! thread and may be taken again by it; shmbox keeps a per-thread list of the
+//! mutexes it holds, so that a second lock from the same thread times out as
+//! it does on Linux instead of silently nesting.
+//!
+//! **Notification.** `WaitOnAddress` does not cross processes, so waiters
+//! sleep on the semaphore. A waiter adds itself to `notify_sleepers` in the
+//! header, re-checks the notify word, and waits; a waker swaps the count to
+//! 0 and releases that many units. A waiter that leaves without taking a
+//! unit (timeout, or the word had changed) takes back its registration, or,
+//! if a waker already counted it, the unit released for it, so units do not
+//! pile up. A waiter killed while registered leaves one unit too many at the
+//! next wake-up, which some waiter then takes as a spurious wake-up and
+//! re-checks. Sleeps are cut into slices of at most a second anyway
+//! (`notify.rs`).
+//!
+//! **Lifetime.** A kernel object lives while any process has a handle to it,
+//! which is `Lifetime::UntilLastClose`, crash-safe by construction.
+//! `Persistent` cannot be built without a process that outlives its creator,
+//! and is refused with `Error::Unsupported`; so is `remove`. If programs that
+//! know nothing of shmbox keep the data mapping open after every shmbox
+//! process has closed, the header goes and the next shmbox opener starts a
+//! new one: the generation starts again at 0.
+//!
+//! **Foreign writers.** A program that writes under the mutex without shmbox
+//! does not move the seqlock: `read_consistent` and `wait_for_change` see its
+//! writes only as far as the seqlock lets them (no generation, possibly torn
+//! against such a writer). Locked reads (`read`, `lock`) are exact.
+//!
+//! **Access.** Objects get the creator's default security descriptor: the
+//! creating user, SYSTEM and Administrators. `SegmentOptions::mode` and the
+//! ownership checks of the Linux backend do not apply.
+//!
+//! # Safety
+//!
+//! This module calls Win32 and two ntdll functions (`NtQuerySection`, for the
+//! exact size of a mapping that another program made, and `NtQueryMutant`,
+//! to tell whether the mutex is held without taking it). Each `unsafe` block
+//! says why it holds.
+#![allow(unsafe_code)]
+
+use std::cell::RefCell;
+use std::ffi::c_void;
+use std::io;
+use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle, RawHandle};
+use std::ptr::NonNull;
+use std::time::{Duration, Instant};
+
+use windows_sys::Win32::Foundation::{
+    ERROR_ACCESS_DENIED, ERROR_ALREADY_EXISTS, ERROR_FILE_NOT_FOUND, ERROR_INVALID_HANDLE,
+    ERROR_PRIVILEGE_NOT_HELD, GetLastError, HANDLE, INVALID_HANDLE_VALUE, WAIT_ABANDONED,
+    WAIT_OBJECT_0, WAIT_TIMEOUT,
+};
+use windows_sys::Win32::System::Memory::{
+    CreateFileMappingW, FILE_MAP_ALL_ACCESS, FILE_MAP_READ, MEMORY_MAPPED_VIEW_ADDRESS,
+    MapViewOfFile, OpenFileMappingW, PAGE_READWRITE, UnmapViewOfFile,
+};
+use windows_sys::Win32::System::SystemInformation::GetTickCount64;
+use windows_sys::Win32::System::Threading::{
+    CreateMutexW, CreateSemaphoreW, GetCurrentProcessId, INFINITE, OpenMutexW, ReleaseMutex,
+    ReleaseSemaphore, WaitForSingleObject,
+};
+
+use super::{Inspected, OpenSpec, OsLocked};
+use crate::header::{
+    FLAG_DETACHED_DATA, FORMAT_VERSION, HEADER_SIZE, Header, HeaderFields, HeaderProblem,
+    INIT_READY, LIFETIME_UNTIL_LAST_CLOSE, MAGIC, max_capacity, problem_to_error,
+};
+use crate::lock::OWNER_MASK;
+use crate::sync::{AtomicU32, Ordering, fence};
+use crate::{Error, Lifetime, Result, SegmentName};
+
+/// The lock is the named mutex `sync_NAME` (see `sys/mod.rs`).
+pub(crate) const OS_MUTEX: bool = true;
+
+/// Access to a section that also lets `NtQuerySection` read its size.
+const SECTION_QUERY: u32 = 0x0001;
+/// Access to a mutex that lets `NtQueryMutant` read its state.
+const MUTANT_QUERY_STATE: u32 = 0x0001;
+/// Access that lets a handle be waited on.
+const SYNCHRONIZE: u32 = 0x0010_0000;
+
+/// Reported as the lock word's owner when the mutex is held by a program
+/// that is not shmbox (so it recorded no owner). Never handed out as an id.
+const FOREIGN_OWNER: u32 = OWNER_MASK;
+
+/// The page size of every Windows machine this targets (x86-64, ARM64).
+const PAGE: u64 = 4096;
+
+/// How often an opener looks again while another process initialises the
+/// header.
+const INIT_POLL: Duration = Duration::from_millis(1);
+
+// ----- ntdll ----------------------------------------------------------------
+
+/// `SECTION_BASIC_INFORMATION`.
+#[repr(C)]
+struct SectionBasicInformation {
+    base_address: *mut c_void,
+    allocation_attributes: u32,
+    maximum_size: i64,
+}
+
+/// `MUTANT_BASIC_INFORMATION`.
+#[repr(C)]
+struct MutantBasicInformation {
+    current_count: i32,
+    owned_by_caller: u8,
+    abandoned_state: u8,
+}
+
+#[link(name = "ntdll")]
+unsafe extern "system" {
+    fn NtQuerySection(
+        section: HANDLE,
+        class: u32,
+        info: *mut c_void,
+        info_len: usize,
+        returned: *mut usize,
+    ) -> i32;
+    fn NtQueryMutant(
+        mutant: HANDLE,
+        class: u32,
+        info: *mut c_void,
+        info_len: u32,
+        returned: *mut u32,
+    ) -> i32;
+}
+
+// ----- names and handles ----------------------------------------------------
+
+/// The names of a segment's objects, NUL-terminated UTF-16.
+struct ObjectNames {
+    data: Vec<u16>,
+    mutex: Vec<u16>,
+    header: Vec<u16>,
+    notify: Vec<u16>,
+    /// The mutex's name without the session namespace, which names the same
+    /// object: the key of the per-thread list of held mutexes.
+    mutex_key: String,
+}
+
+impl ObjectNames {
+    fn of(name: &SegmentName) -> ObjectNames {
+        let (namespace, base) = name.namespace_and_base();
+        let wide = |s: String| s.encode_utf16().chain(Some(0)).collect::<Vec<u16>>();
+        let mutex_key = if namespace == "Local\\" {
+            format!("sync_{base}")
+        } else {
+            format!("{namespace}sync_{base}")
+        };
+        ObjectNames {
+            data: wide(format!("{namespace}{base}")),
+            mutex: wide(format!("{namespace}sync_{base}")),
+            header: wide(format!("{namespace}shmbox/{base}")),
+            notify: wide(format!("{namespace}shmbox/{base}/notify")),
+            mutex_key,
+        }
+    }
+}
+
+/// Wraps a handle a Win32 call returned, or `None` for its failure value (0).
+fn owned(handle: HANDLE) -> Option<OwnedHandle> {
+    // SAFETY: a non-null handle just returned to us, owned by nobody else;
+    // `OwnedHandle` closes it once.
+    (!handle.is_null()).then(|| unsafe { OwnedHandle::from_raw_handle(handle as RawHandle) })
+}
+
+fn raw(handle: &OwnedHandle) -> HANDLE {
+    handle.as_raw_handle() as HANDLE
+}
+
+fn last_error() -> io::Error {
+    io::Error::last_os_error()
+}
+
+fn io_error(name: &SegmentName, operation: &'static str, e: io::Error) -> Error {
+    match e.raw_os_error().map(|c| c as u32) {
+        Some(ERROR_ACCESS_DENIED | ERROR_PRIVILEGE_NOT_HELD) => Error::PermissionDenied {
+            name: name.to_string(),
+            source: e,
+        },
+        Some(ERROR_INVALID_HANDLE) => Error::Corrupt {
+            name: name.to_string(),
+            reason: format!(
+                "the name of one of its objects is taken by a kernel object of \
+                 another kind ({operation})"
+            ),
+        },
+        _ => Error::Io {
+            name: name.to_string(),
+            operation,
+            source: e,
+        },
+    }
+}
+
+fn not_found(name: &SegmentName) -> Error {
+    Error::NotFound {
+        name: name.to_string(),
+    }
+}
+
+/// A pagefile-backed section: created (`existed` false) or opened.
+struct Section {
+    handle: OwnedHandle,
+    existed: bool,
+}
+
+/// Creates the section `object` of `size` bytes, or opens it if it exists.
+fn create_section(name: &SegmentName, object: &[u16], size: u64) -> Result<Section> {
+    // SAFETY: `object` is NUL-terminated UTF-16; a null security descriptor
+    // means the default one; INVALID_HANDLE_VALUE asks for the paging file.
+    let handle = unsafe {
+        CreateFileMappingW(
+            INVALID_HANDLE_VALUE,
+            std::ptr::null(),
+            PAGE_READWRITE,
+            (size >> 32) as u32,
+            size as u32,
+            object.as_ptr(),
+        )
+    };
+    // SAFETY: no call in between could have changed the thread's last error.
+    let existed = unsafe { GetLastError() } == ERROR_ALREADY_EXISTS;
+    let handle =
+        owned(handle).ok_or_else(|| io_error(name, "creating a file mapping", last_error()))?;
+    Ok(Section { handle, existed })
+}
+
+/// Opens the existing section `object`; `Ok(None)` if there is none.
+fn open_section(name: &SegmentName, object: &[u16], access: u32) -> Result<Option<OwnedHandle>> {
+    // SAFETY: `object` is NUL-terminated UTF-16.
+    let handle = unsafe { OpenFileMappingW(access | SECTION_QUERY, 0, object.as_ptr()) };
+    match owned(handle) {
+        Some(h) => Ok(Some(h)),
+        None => {
+            let e = last_error();
+            if e.raw_os_error() == Some(ERROR_FILE_NOT_FOUND as i32) {
+                Ok(None)
+            } else {
+                Err(io_error(name, "opening a file mapping", e))
+            }
+        }
+    }
+}
+
+/// The exact size a section was created with (not rounded to pages).
+fn section_size(name: &SegmentName, section: &OwnedHandle) -> Result<u64> {
+    let mut info = SectionBasicInformation {
+        base_address: std::ptr::null_mut(),
+        allocation_attributes: 0,
+        maximum_size: 0,
+    };
+    // SAFETY: class 0 is SectionBasicInformation, whose buffer is `info`, of
+    // the size passed; the handle has SECTION_QUERY access.
+    let status = unsafe {
+        NtQuerySection(
+            raw(section),
+            0,
+            (&raw mut info).cast(),
+            size_of::<SectionBasicInformation>(),
+            std::ptr::null_mut(),
+        )
+    };
+    if status < 0 {
+        return Err(Error::Io {
+            name: name.to_string(),
+            operation: "reading the size of a file mapping",
+            source: io::Error::other(format!("NtQuerySection failed: NTSTATUS {status:#x}")),
+        });
+    }
+    u64::try_from(info.maximum_size).map_err(|_| Error::Corrupt {
+        name: name.to_string(),
+        reason: format!("its file mapping reports a size of {}", info.maximum_size),
+    })
+}
+
+/// A mapped view of a whole section.
+struct View(NonNull<u8>);
+
+impl View {
+    fn map(name: &SegmentName, section: &OwnedHandle, access: u32) -> Result<View> {
+        // SAFETY: maps the whole section (length 0) at an address the system
+        // picks, so it overlaps nothing.
+        let view = unsafe { MapViewOfFile(raw(section), access, 0, 0, 0) };
+        NonNull::new(view.Value.cast::<u8>())
+            .map(View)
+            .ok_or_else(|| io_error(name, "mapping a view of a file mapping", last_error()))
+    }
+}
+
+impl Drop for View {
+    fn drop(&mut self) {
+        // SAFETY: the view made in `View::map`, unmapped once; nothing that
+        // borrows into it outlives the `Mapping` that owns this view.
+        unsafe {
+            UnmapViewOfFile(MEMORY_MAPPED_VIEW_ADDRESS {
+                Value: self.0.as_ptr().cast(),
+            })
+        };
+    }
+}
+
+// ----- the mapping -----------------------------------------------------------
+
+/// An open, validated, mapped segment.
+pub(crate) struct Mapping {
+    // Views first: they are unmapped before their sections are closed.
+    data: View,
+    header: View,
+    capacity: usize,
+    lock_id: u32,
+    mutex: OwnedHandle,
+    notify: OwnedHandle,
+    mutex_key: String,
+    _data_section: OwnedHandle,
+    _header_section: OwnedHandle,
+}
+
+// SAFETY: the views are shared memory meant to be used from many threads and
+// processes; `Mapping` hands them out only as atomics and raw pointers, and
+// the safe wrappers in `segment.rs` decide who may touch which bytes. The
+// handles may be used from any thread (the mutex's ownership is per thread,
+// which `SegmentGuard` respects by not being `Send`).
+unsafe impl Send for Mapping {}
+// SAFETY: as above; no method takes `&self` and mutates non-atomic state.
+unsafe impl Sync for Mapping {}
+
+impl std::fmt::Debug for Mapping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mapping")
+            .field("mutex", &self.mutex_key)
+            .field("capacity", &self.capacity)
+            .field("lock_id", &self.lock_id)
+            .finish_non_exhaustive()
+    }
+}
+
+thread_local! {
+    /// The segment mutexes this thread holds, by `ObjectNames::mutex_key`.
+    static HELD: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+
+fn held_by_this_thread(key: &str) -> bool {
+    HELD.with(|held| held.borrow().iter().any(|k| k == key))
+}
+
+/// Milliseconds for a Win32 wait: rounded up, `INFINITE` for very long.
+fn wait_ms(timeout: Option<Duration>) -> u32 {
+    match timeout {
+        None => INFINITE,
+        Some(t) => {
+            let ms = t.as_nanos().div_ceil(1_000_000);
+            u32::try_from(ms).map_or(INFINITE, |ms| ms.min(INFINITE - 1))
+        }
+    }
+}
+
+impl Mapping {
+    #[inline]
+    pub(crate) fn header(&self) -> &Header {
+        // SAFETY: the header view maps a section of at least `HEADER_SIZE`
+        // bytes (checked before mapping), page-aligned, for as long as
+        // `self` lives. `Header` is `repr(C)` and made only of atomics, so
+        // shared references to it are sound while other processes change it.
+        unsafe { self.header.0.cast::<Header>().as_ref() }
+    }
+
+    #[inline]
+    pub(crate) fn data_ptr(&self) -> *mut u8 {
+        self.data.0.as_ptr()
+    }
+
+    #[inline]
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    pub(crate) fn lifetime(&self) -> Lifetime {
+        Lifetime::UntilLastClose
+    }
+
+    #[inline]
+    pub(crate) fn lock_id(&self) -> u32 {
+        self.lock_id
+    }
+
+    /// Whether lock id `id` belongs to a live holder. Only a holder of the
+    /// mutex can be recorded in the lock word, so a recorded owner is alive
+    /// exactly when the mutex is held (or unknown: then alive).
+    pub(crate) fn is_alive(&self, id: u32) -> bool {
+        id == self.lock_id || mutex_is_held(&self.mutex).unwrap_or(true)
+    }
+
+    /// Sections cannot be cut short under a view.
+    #[inline]
+    pub(crate) fn is_cut(&self) -> bool {
+        false
+    }
+
+    /// Windows objects have no uid or mode bits: this reports this process's
+    /// (nominal) uid and `0o600`, what the default security descriptor
+    /// amounts to.
+    pub(crate) fn owner_and_mode(&self) -> (u32, u32) {
+        (current_euid(), 0o600)
+    }
+
+    /// Sleeps on the notify semaphore while `word` (the header's notify word)
+    /// holds `expected`. Returns `true` if `timeout` passed.
+    pub(crate) fn wait(&self, word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> bool {
+        let sleepers = &self.header().notify_sleepers;
+        sleepers.fetch_add(1, Ordering::SeqCst);
+        // Pairs with the fence in `wake`: either this load sees the waker's
+        // change of `word`, or the waker's swap sees this registration.
+        fence(Ordering::SeqCst);
+        let timed_out = if word.load(Ordering::SeqCst) != expected {
+            false
+        } else {
+            // SAFETY: a live semaphore handle owned by `self`.
+            match unsafe { WaitForSingleObject(raw(&self.notify), wait_ms(timeout)) } {
+                WAIT_OBJECT_0 => return false, // took the unit released for us
+                WAIT_TIMEOUT => true,
+                _ => false,
+            }
+        };
+        // Left without a unit: take back the registration, or, if a waker
+        // already counted it, the unit it released for it.
+        if sleepers
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_err()
+        {
+            // SAFETY: as above; a zero timeout never blocks.
+            unsafe { WaitForSingleObject(raw(&self.notify), 0) };
+        }
+        timed_out
+    }
+
+    /// Wakes up to `count` sleepers on the notify semaphore.
+    pub(crate) fn wake(&self, _word: &AtomicU32, count: u32) {
+        let sleepers = &self.header().notify_sleepers;
+        fence(Ordering::SeqCst);
+        let woken = if count >= i32::MAX as u32 {
+            sleepers.swap(0, Ordering::SeqCst)
+        } else {
+            match sleepers.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                Some(n.saturating_sub(count))
+            }) {
+                Ok(before) => before.min(count),
+                Err(_) => 0,
+            }
+        };
+        if woken > 0 {
+            let units = i32::try_from(woken).unwrap_or(i32::MAX);
+            // SAFETY: a live semaphore handle; a failure (the count would
+            // pass the maximum) leaves enough units for every sleeper.
+            unsafe { ReleaseSemaphore(raw(&self.notify), units, std::ptr::null_mut()) };
+        }
+    }
+
+    /// Takes `sync_NAME`, waiting up to `timeout`.
+    pub(crate) fn lock_os_mutex(&self, timeout: Duration) -> Result<OsLocked> {
+        if held_by_this_thread(&self.mutex_key) {
+            // The mutex would let this thread in again; on Linux the second
+            // lock waits for the first, so it times out here too.
+            std::thread::sleep(timeout);
+            return Ok(OsLocked::TimedOut);
+        }
+        // SAFETY: a live mutex handle owned by `self`.
+        let locked = match unsafe { WaitForSingleObject(raw(&self.mutex), wait_ms(Some(timeout))) }
+        {
+            WAIT_OBJECT_0 => OsLocked::Acquired,
+            WAIT_ABANDONED => OsLocked::Abandoned,
+            WAIT_TIMEOUT => return Ok(OsLocked::TimedOut),
+            _ => {
+                return Err(Error::Io {
+                    name: self.mutex_key.clone(),
+                    operation: "waiting for the segment's mutex",
+                    source: last_error(),
+                });
+            }
+        };
+        HELD.with(|held| held.borrow_mut().push(self.mutex_key.clone()));
+        Ok(locked)
+    }
+
+    /// Releases `sync_NAME`, taken by this thread in `lock_os_mutex`.
+    pub(crate) fn unlock_os_mutex(&self) {
+        HELD.with(|held| {
+            let mut held = held.borrow_mut();
+            if let Some(at) = held.iter().rposition(|k| *k == self.mutex_key) {
+                held.swap_remove(at);
+            }
+        });
+        // SAFETY: a live mutex handle that this thread holds (guards are not
+        // `Send`, so the unlock runs on the locking thread).
+        let released = unsafe { ReleaseMutex(raw(&self.mutex)) };
+        debug_assert!(released != 0, "ReleaseMutex failed: {}", last_error());
+    }
+}
+
+/// Whether someone holds the mutex, asked without taking it.
+fn mutex_is_held(mutex: &OwnedHandle) -> Option<bool> {
+    let mut info = MutantBasicInformation {
+        current_count: 0,
+        owned_by_caller: 0,
+        abandoned_state: 0,
+    };
+    // SAFETY: class 0 is MutantBasicInformation, whose buffer is `info`, of
+    // the size passed; the handle has MUTANT_QUERY_STATE access.
+    let status = unsafe {
+        NtQueryMutant(
+            raw(mutex),
+            0,
+            (&raw mut info).cast(),
+            size_of::<MutantBasicInformation>() as u32,
+            std::ptr::null_mut(),
+        )
+    };
+    // The count is 1 when free and drops by one per (recursive) acquisition.
+    (status >= 0).then_some(info.current_count <= 0)
+}
+
+// ----- opening and creating ---------------------------------------------------
+
+fn refuse_persistent(spec: &OpenSpec) -> Result<()> {
+    if spec.lifetime == Lifetime::Persistent {
+        return Err(Error::Unsupported {
+            what: "persistent segments on Windows: a named object lasts only while some \
+                   process has it open (use Lifetime::UntilLastClose and keep a process \
+                   holding it)",
+        });
+    }
+    Ok(())
+}
+
+fn check_capacity(capacity: usize) -> Result<()> {
+    if capacity == 0 || capacity as u64 > max_capacity() {
+        return Err(Error::InvalidSize {
+            size: capacity as u64,
+            reason: "it is zero or too large to map",
+        });
+    }
+    Ok(())
+}
+
+/// Creates a segment; `AlreadyExists` if its data mapping exists, whoever
+/// made it.
+pub(crate) fn create(name: &SegmentName, capacity: usize, spec: &OpenSpec) -> Result<Mapping> {
+    refuse_persistent(spec)?;
+    check_capacity(capacity)?;
+    let names = ObjectNames::of(name);
+    let data = create_section(name, &names.data, capacity as u64)?;
+    if data.existed {
+        return Err(Error::AlreadyExists {
+            name: name.to_string(),
+        });
+    }
+    join(name, names, data.handle, capacity, spec)
+}
+
+/// Opens an existing segment: one that shmbox made, or a bare data mapping
+/// that another program made (shmbox then adds its header).
+pub(crate) fn open(name: &SegmentName, spec: &OpenSpec) -> Result<Mapping> {
+    let names = ObjectNames::of(name);
+    let data =
+        open_section(name, &names.data, FILE_MAP_ALL_ACCESS)?.ok_or_else(|| not_found(name))?;
+    let size = section_size(name, &data)?;
+    if size == 0 || size > max_capacity() {
+        return Err(Error::Corrupt {
+            name: name.to_string(),
+            reason: format!("its file mapping holds {size} bytes, which cannot be mapped"),
+        });
+    }
+    join(name, names, data, size as usize, spec)
+}
+
+/// Maps the data and attaches (creating if needed) the header, mutex and
+/// semaphore. `size` is the data mapping's size as the system reports it:
+/// exact on Windows, rounded up to a page under Wine. The capacity is the
+/// header's, if there is one; else `size`, or the caller's expected size if
+/// `size` is what rounding it would give.
+fn join(
+    name: &SegmentName,
+    names: ObjectNames,
+    data_section: OwnedHandle,
+    size: usize,
+    spec: &OpenSpec,
+) -> Result<Mapping> {
+    let data = View::map(name, &data_section, FILE_MAP_ALL_ACCESS)?;
+    let header_section = create_section(name, &names.header, HEADER_SIZE as u64)?;
+    if header_section.existed && section_size(name, &header_section.handle)? < HEADER_SIZE as u64 {
+        return Err(Error::Corrupt {
+            name: name.to_string(),
+            reason: format!("its header object is smaller than {HEADER_SIZE} bytes"),
+        });
+    }
+    let header = View::map(name, &header_section.handle, FILE_MAP_ALL_ACCESS)?;
+    // SAFETY: as in `Mapping::header`: at least HEADER_SIZE bytes, aligned.
+    let h = unsafe { header.0.cast::<Header>().as_ref() };
+    let capacity = if header_section.existed {
+        wait_until_ready(name, h, size, spec.init_timeout)?;
+        h.capacity.load(Ordering::Relaxed) as usize
+    } else {
+        let capacity = match spec.expected_size {
+            Some(expected) if (expected as u64).next_multiple_of(PAGE) == size as u64 => expected,
+            _ => size,
+        };
+        h.initialise(
+            capacity as u64,
+            Lifetime::UntilLastClose,
+            FLAG_DETACHED_DATA,
+            current_pid(),
+            now_unix_ns(),
+        );
+        capacity
+    };
+    // SAFETY: NUL-terminated names; default security; the semaphore starts
+    // empty with the largest maximum; the mutex is not taken on creation,
+    // exactly as the FoxPro sample's CreateMutex(0, 0, "sync_" + name).
+    let notify =
+        owned(unsafe { CreateSemaphoreW(std::ptr::null(), 0, i32::MAX, names.notify.as_ptr()) })
+            .ok_or_else(|| io_error(name, "creating the notify semaphore", last_error()))?;
+    // SAFETY: as above.
+    let mutex = owned(unsafe { CreateMutexW(std::ptr::null(), 0, names.mutex.as_ptr()) })
+        .ok_or_else(|| io_error(name, "creating the mutex sync_NAME", last_error()))?;
+    Ok(Mapping {
+        data,
+        header,
+        capacity,
+        lock_id: new_lock_id(),
+        mutex,
+        notify,
+        mutex_key: names.mutex_key,
+        _data_section: data_section,
+        _header_section: header_section.handle,
+    })
+}
+
+/// Waits for another process to finish initialising the header, then checks
+/// it against the data mapping's size.
+fn wait_until_ready(
+    name: &SegmentName,
+    h: &Header,
+    size: usize,
+    init_timeout: Duration,
+) -> Result<()> {
+    let started = Instant::now();
+    loop {
+        match h.fields().validate_detached(size as u64, PAGE) {
+            Ok(()) => return Ok(()),
+            Err(HeaderProblem::NotReady) if started.elapsed() < init_timeout => {
+                std::thread::sleep(INIT_POLL);
+            }
+            Err(HeaderProblem::NotReady) => {
+                return Err(Error::NotInitialized {
+                    name: name.to_string(),
+                    waited: started.elapsed(),
+                });
+            }
+            Err(p) => return Err(problem_to_error(name.as_str(), p)),
+        }
+    }
+}
+
+/// A lock id for a new handle. Under the mutex only one handle can record
+/// itself as owner, so ids need only differ between handles that are open at
+/// once; 29 random bits make a clash between two of them negligible, and a
+/// clash could only blur `info`, never the lock.
+fn new_lock_id() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::hash::RandomState::new().build_hasher();
+    // Each RandomState of a process has other keys, so each handle a new id.
+    h.write_u32(current_pid());
+    let id = h.finish() as u32 & OWNER_MASK;
+    if id == 0 || id == FOREIGN_OWNER {
+        1
+    } else {
+        id
+    }
+}
+
+/// There is no name to remove: a Windows object goes with its last handle.
+pub(crate) fn remove(name: &SegmentName) -> Result<()> {
+    let names = ObjectNames::of(name);
+    if open_section(name, &names.data, FILE_MAP_READ)?.is_none() {
+        return Err(not_found(name));
+    }
+    Err(Error::Unsupported {
+        what: "removing a segment by name on Windows: it goes when the last process \
+               that has it open closes it",
+    })
+}
+
+/// Reads a segment's header (or, for a bare data mapping that another program
+/// made, what can be known of it) without joining it.
+pub(crate) fn inspect(name: &SegmentName) -> Result<Inspected> {
+    let names = ObjectNames::of(name);
+    let data = open_section(name, &names.data, FILE_MAP_READ)?.ok_or_else(|| not_found(name))?;
+    let capacity = section_size(name, &data)?;
+    let mut fields = match open_section(name, &names.header, FILE_MAP_READ)? {
+        Some(header_section) => {
+            if section_size(name, &header_section)? < HEADER_SIZE as u64 {
+                return Err(Error::Corrupt {
+                    name: name.to_string(),
+                    reason: format!("its header object is smaller than {HEADER_SIZE} bytes"),
+                });
+            }
+            let view = View::map(name, &header_section, FILE_MAP_READ)?;
+            // SAFETY: as in `Mapping::header`; this view is read-only and
+            // `Header` is only ever loaded from here.
+            let fields = unsafe { view.0.cast::<Header>().as_ref() }.fields();
+            fields
+                .validate_detached(capacity, PAGE)
+                .map_err(|p| problem_to_error(name.as_str(), p))?;
+            fields
+        }
+        // No shmbox process has it open: all there is, is the data.
+        None => HeaderFields {
+            magic: MAGIC,
+            format_version: FORMAT_VERSION,
+            header_size: HEADER_SIZE as u32,
+            capacity,
+            lifetime: LIFETIME_UNTIL_LAST_CLOSE,
+            flags: FLAG_DETACHED_DATA,
+            init_state: INIT_READY,
+            creator_pid: 0,
+            created_unix_ns: 0,
+            lock_word: 0,
+            lock_owner_pid: 0,
+            owner_deaths: 0,
+            seq: 0,
+            last_writer_pid: 0,
+            last_write_unix_s: 0,
+        },
+    };
+    // SAFETY: a NUL-terminated name; the handle is only queried.
+    let mutex =
+        owned(unsafe { OpenMutexW(SYNCHRONIZE | MUTANT_QUERY_STATE, 0, names.mutex.as_ptr()) });
+    let held = mutex.as_ref().and_then(mutex_is_held).unwrap_or(false);
+    if held && fields.lock_word & OWNER_MASK == 0 {
+        // A program that is not shmbox holds it, and recorded nothing.
+        fields.lock_word |= FOREIGN_OWNER;
+        fields.lock_owner_pid = 0;
+    }
+    Ok(Inspected {
+        fields,
+        owner_uid: current_euid(),
+        mode: 0o600,
+        lock_owner_alive: held,
+    })
+}
+
+/// Listing the session's named objects needs the native object directory
+/// API, which this backend does not use yet.
+pub(crate) fn list() -> Result<Vec<(SegmentName, Inspected)>> {
+    Err(Error::Unsupported {
+        what: "listing segments on Windows (open one by name with `info`)",
+    })
+}
+
+// ----- clocks and process facts ---------------------------------------------
+
+pub(crate) fn monotonic_ms() -> u32 {
+    // SAFETY: no preconditions.
+    unsafe { GetTickCount64() as u32 }
+}
+
+pub(crate) fn current_pid() -> u32 {
+    // SAFETY: no preconditions.
+    unsafe { GetCurrentProcessId() }
+}
+
+/// Windows has no uids; segments are this user's by their security
+/// descriptor.
+pub(crate) fn current_euid() -> u32 {
+    0
+}
+
+pub(crate) fn now_unix_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+pub(crate) fn now_unix_s() -> u64 {
+    now_unix_ns() / 1_000_000_000
+}
