@@ -37,10 +37,20 @@ pub fn shell_word(text: &str) -> String {
 impl From<Error> for CliError {
     fn from(err: Error) -> CliError {
         let message = match &err {
+            // On Windows a segment lives only while a process holds it, so
+            // this command can neither leave one behind nor remove one.
+            Error::NotFound { name } if cfg!(windows) => format!(
+                "no segment named {name:?} (on Windows a segment exists only while a process \
+                 has it open: start the program that shares it, or `shmbox demo {}`)",
+                shell_word(name)
+            ),
             Error::NotFound { name } => format!(
                 "no segment named {name:?} (create it with `shmbox create {} --size 1K`)",
                 shell_word(name)
             ),
+            Error::AlreadyExists { name } if cfg!(windows) => {
+                format!("a segment named {name:?} already exists (write to it)")
+            }
             Error::AlreadyExists { name } => format!(
                 "a segment named {name:?} already exists (write to it, or remove it with `shmbox rm {}` first)",
                 shell_word(name)
@@ -49,7 +59,12 @@ impl From<Error> for CliError {
                 format!("offset {offset} is past the end of the segment (it holds {size} bytes)")
             }
             Error::InvalidName { name, reason } => format!(
-                "invalid segment name {name:?}: {reason} (use 1 to 200 bytes without '/', '\\' or NUL)"
+                "invalid segment name {name:?}: {reason} (use 1 to 200 bytes without '/', '\\' or NUL{})",
+                if cfg!(windows) {
+                    ", after an optional Global\\ or Local\\"
+                } else {
+                    ""
+                }
             ),
             Error::Timeout {
                 name,

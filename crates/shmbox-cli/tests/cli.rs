@@ -3,7 +3,10 @@
 //! and `lock` killed with SIGKILL.
 //!
 //! Each test uses its own segment names, removes them, and bounds every wait.
-#![allow(unsafe_code)] // signals for killing helper processes
+#![allow(unsafe_code)]
+// signals for killing helper processes
+// Unix-only: /dev/shm, signals and modes; tests/windows.rs covers Windows.
+#![cfg(unix)]
 
 use std::io::{Read, Write};
 use std::process::{Child, Stdio};

@@ -6,6 +6,8 @@
 //!
 //! Needs tmux. Without it the test says SKIPPED, unless SHMBOX_REQUIRE_TMUX
 //! is set (as .ci/run does), in which case it fails.
+// Unix-only: tmux.
+#![cfg(unix)]
 
 use std::process::Command;
 use std::time::{Duration, Instant};

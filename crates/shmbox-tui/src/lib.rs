@@ -85,6 +85,9 @@ enum Wake {
     Changed(u64),
     WatchFailed(shmbox::Error),
     InputFailed(io::Error),
+    /// From the signal thread, which only Unix has (on Windows, Ctrl-C in
+    /// raw mode is a key press).
+    #[cfg_attr(not(unix), allow(dead_code))]
     Quit,
 }
 

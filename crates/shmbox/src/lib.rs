@@ -41,13 +41,23 @@
 //!
 //! # Platforms
 //!
-//! Linux. Other platforms compile, and every call returns
-//! [`Error::Unsupported`].
+//! - **Linux**: the segment is a file in `/dev/shm` holding the header and
+//!   the data (`docs/FORMAT.md`).
+//! - **Windows**: the data is the raw named file mapping `NAME` and the lock
+//!   is the named mutex `sync_NAME`, exactly as the Win32/FoxPro programs
+//!   this crate grew from use them, so shmbox and those programs share the
+//!   bytes and honour each other's lock. The header lives in a companion
+//!   object. Segments last until their last handle closes:
+//!   [`Lifetime::Persistent`], [`remove`] and [`list`] return
+//!   [`Error::Unsupported`]. Names may start with `Global\` or `Local\`.
+//!   See `docs/FORMAT.md`, section 10.
+//!
+//! Other platforms compile, and every call returns [`Error::Unsupported`].
 #![cfg_attr(not(loom), warn(missing_docs))]
 // Under loom only the algorithms are built, for their model-checking tests.
 #![cfg_attr(loom, allow(dead_code))]
 // Without a backend (see sys/stub.rs) the format code has no caller yet.
-#![cfg_attr(not(target_os = "linux"), allow(dead_code))]
+#![cfg_attr(not(any(target_os = "linux", windows)), allow(dead_code))]
 
 #[cfg(not(loom))]
 mod error;

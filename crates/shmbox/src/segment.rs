@@ -146,7 +146,10 @@ impl SegmentOptions {
     }
 
     /// The lifetime of a segment this creates. Opening an existing segment
-    /// keeps the lifetime it was created with.
+    /// keeps the lifetime it was created with. On Windows, creating a
+    /// [`Persistent`](Lifetime::Persistent) segment is
+    /// [`Error::Unsupported`]: a named object lasts only while a process has
+    /// it open.
     ///
     /// ```
     /// let options = shmbox::SegmentOptions::new().lifetime(shmbox::Lifetime::Persistent);
@@ -159,7 +162,9 @@ impl SegmentOptions {
 
     /// The permission bits of a segment this creates (default `0o600`: the
     /// owner only). Only the bits `0o777` may be set, and the owner must keep
-    /// read and write access.
+    /// read and write access. Windows has no mode bits: its objects get the
+    /// creator's default security (the user, SYSTEM and Administrators), and
+    /// this setting is checked but has no effect there.
     ///
     /// ```
     /// let options = shmbox::SegmentOptions::new().mode(0o640);
@@ -1170,6 +1175,17 @@ pub struct OwnerDied {
 /// assert_eq!(generation, seg.generation());
 /// # Ok::<(), shmbox::Error>(())
 /// ```
+///
+/// A guard is not `Send`: the thread that took the lock releases it (on
+/// Windows the lock is a mutex, which only its owning thread may release).
+///
+/// ```compile_fail
+/// # let seg = shmbox::Segment::open_or_create("doc-guard-not-send", 8).unwrap();
+/// let guard = seg.lock().unwrap();
+/// std::thread::scope(|s| {
+///     s.spawn(move || drop(guard)); // error: the guard cannot move threads
+/// });
+/// ```
 #[must_use = "dropping the guard releases the lock at once"]
 pub struct SegmentGuard<'a> {
     segment: &'a Segment,
@@ -1632,7 +1648,9 @@ impl SegmentInfo {
 ///
 /// # Errors
 ///
-/// [`Error::NotFound`], [`Error::Busy`], [`Error::PermissionDenied`].
+/// [`Error::NotFound`], [`Error::Busy`], [`Error::PermissionDenied`]; on
+/// Windows, where a segment goes with its last handle, [`Error::Unsupported`]
+/// for a segment that exists.
 ///
 /// ```
 /// let name = format!("doc-remove-{}", std::process::id());
@@ -1683,7 +1701,8 @@ pub fn info(name: impl AsRef<str>) -> Result<SegmentInfo> {
 ///
 /// # Errors
 ///
-/// [`Error::Io`] if the segment directory cannot be read.
+/// [`Error::Io`] if the segment directory cannot be read;
+/// [`Error::Unsupported`] on Windows, which this does not list yet.
 ///
 /// ```
 /// # let name = format!("doc-list-{}", std::process::id());

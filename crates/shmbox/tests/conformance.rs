@@ -16,8 +16,8 @@ use shmbox::{Error, Lifetime, LockState, Segment, SegmentOptions};
 const SECOND: Duration = Duration::from_secs(1);
 
 macro_rules! tests {
-    ($($test:ident),* $(,)?) => {
-        &[$((stringify!($test), $test as fn())),*]
+    ($($(#[$cfg:meta])* $test:ident),* $(,)?) => {
+        &[$($(#[$cfg])* (stringify!($test), $test as fn())),*]
     };
 }
 
@@ -48,6 +48,8 @@ fn main() {
         until_last_close_goes_when_its_only_holder_exits,
         persistent_is_kept_or_refused_clearly,
         info_describes_a_segment_and_its_lock,
+        #[cfg(windows)]
+        session_and_global_namespaces,
     ];
     let trials = tests
         .iter()
@@ -482,4 +484,31 @@ fn info_describes_a_segment_and_its_lock() {
         shmbox::info(unique_name("conf-info-none")),
         Err(Error::NotFound { .. })
     ));
+}
+
+/// Names are session-local unless they say `Global\`; `Local\` is the
+/// default spelled out.
+#[cfg(windows)]
+fn session_and_global_namespaces() {
+    let base = unique_name("conf-ns");
+    let local = Segment::create(&base, 8).unwrap();
+    local.write(0, b"local").unwrap();
+    let spelled_out = Segment::open(format!("Local\\{base}")).unwrap();
+    assert_eq!(spelled_out.read(0, 5).unwrap(), b"local");
+    assert!(matches!(
+        Segment::open(format!("Global\\{base}")),
+        Err(Error::NotFound { .. })
+    ));
+    let global = Segment::create(format!("Global\\{base}"), 16).unwrap();
+    assert_eq!(global.size(), 16);
+    assert_eq!(Segment::open(format!("Global\\{base}")).unwrap().size(), 16);
+    assert_eq!(
+        Segment::open(&base).unwrap().size(),
+        8,
+        "still the local one"
+    );
+    // Each namespace has its own lock.
+    let held = local.lock().unwrap();
+    assert!(global.try_lock().unwrap().is_some());
+    drop(held);
 }

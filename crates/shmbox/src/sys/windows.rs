@@ -551,8 +551,8 @@ fn refuse_persistent(spec: &OpenSpec) -> Result<()> {
     if spec.lifetime == Lifetime::Persistent {
         return Err(Error::Unsupported {
             what: "persistent segments on Windows: a named object lasts only while some \
-                   process has it open (use Lifetime::UntilLastClose and keep a process \
-                   holding it)",
+                   process has it open, so keep a process holding an until-last-close \
+                   segment instead",
         });
     }
     Ok(())
