@@ -183,6 +183,7 @@ pub(crate) enum HeaderProblem {
 
 impl HeaderFields {
     /// Decodes a header from its bytes. Never fails: validation is separate.
+    #[cfg_attr(windows, allow(dead_code))] // Windows maps its header object; only files are parsed
     pub(crate) fn parse(b: &[u8; HEADER_SIZE]) -> HeaderFields {
         let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
         let u64_at = |o: usize| {
@@ -214,6 +215,7 @@ impl HeaderFields {
     /// Checks the identity fields against this build's format and the file's
     /// real size. On success the capacity is safe to map: the file holds
     /// `HEADER_SIZE + capacity` bytes.
+    #[cfg_attr(windows, allow(dead_code))] // a segment file's check; Windows has validate_detached
     pub(crate) fn validate(&self, file_size: u64) -> Result<(), HeaderProblem> {
         self.validate_identity(0)?;
         let expected = HEADER_SIZE as u64 + self.capacity;

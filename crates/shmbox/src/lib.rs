@@ -71,6 +71,8 @@ mod name;
 pub(crate) mod notify;
 #[cfg(not(loom))]
 mod segment;
+#[cfg(any(windows, loom))]
+pub(crate) mod sem_futex;
 pub(crate) mod seqlock;
 #[cfg(not(loom))]
 mod shared_bytes;

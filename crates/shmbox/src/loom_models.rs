@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use loom::sync::{Arc, Condvar, Mutex};
 
 use crate::lock::{self, Acquired, HANDOFF, OWNER_MASK, Parker, Unlocked, WAITERS};
+use crate::sem_futex::{self, Semaphore};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 use crate::{notify, seqlock};
 
@@ -403,5 +404,211 @@ fn loom_spin_then_sleep_sees_the_commit() {
         );
         assert_eq!(seen, Some(1));
         writer.join().unwrap();
+    });
+}
+
+// ----- the Windows backend: a named mutex, and a futex made of a semaphore ----
+
+/// A counting semaphore shared by the threads (processes) of a model.
+struct LoomSemaphore {
+    units: Mutex<u32>,
+    released: Condvar,
+}
+
+/// One thread's view of the semaphore: whether its timed waits time out
+/// (at once, when no unit is there) or never fire, as a long timeout.
+struct SemaphoreView<'a> {
+    semaphore: &'a LoomSemaphore,
+    timeouts_fire: bool,
+}
+
+impl Semaphore for SemaphoreView<'_> {
+    fn acquire(&self, timeout: Option<Duration>) -> bool {
+        let mut units = self.semaphore.units.lock().unwrap();
+        loop {
+            if *units > 0 {
+                *units -= 1;
+                return true;
+            }
+            if timeout == Some(Duration::ZERO) || (self.timeouts_fire && timeout.is_some()) {
+                return false;
+            }
+            units = self.semaphore.released.wait(units).unwrap();
+        }
+    }
+
+    fn release(&self, n: u32) {
+        *self.semaphore.units.lock().unwrap() += n;
+        self.semaphore.released.notify_all();
+    }
+}
+
+/// The Windows backend's kernel: the segment mutex (`sync_NAME`) and the
+/// notify semaphore with its sleeper count.
+struct WindowsKernel {
+    mutex: Mutex<()>,
+    semaphore: LoomSemaphore,
+    sleepers: AtomicU32,
+    ticks: StdAtomicU64,
+    base: Instant,
+}
+
+/// The `Parker` a Windows handle uses for notification.
+struct WindowsParker<'a> {
+    kernel: &'a WindowsKernel,
+    timeouts_fire: bool,
+}
+
+impl WindowsKernel {
+    fn new() -> WindowsKernel {
+        WindowsKernel {
+            mutex: Mutex::new(()),
+            semaphore: LoomSemaphore {
+                units: Mutex::new(0),
+                released: Condvar::new(),
+            },
+            sleepers: AtomicU32::new(0),
+            ticks: StdAtomicU64::new(0),
+            base: Instant::now(),
+        }
+    }
+
+    fn parker(&self, timeouts_fire: bool) -> WindowsParker<'_> {
+        WindowsParker {
+            kernel: self,
+            timeouts_fire,
+        }
+    }
+
+    /// `Segment::write` on Windows: the mutex, the lock word under it, the
+    /// commit, the unlock that reads WATCHERS, the wake-up, the release.
+    fn write(&self, words: &Words, me: u32, value: u64) -> u64 {
+        let parker = self.parker(false);
+        let held = self.mutex.lock().unwrap();
+        assert!(
+            !lock::take_under_os_mutex(&words.lock_word, me),
+            "nobody died"
+        );
+        let odd = seqlock::begin_write(&words.seq, words.seq.load(Ordering::Relaxed));
+        for word in &words.data {
+            word.store(value, Ordering::Relaxed);
+        }
+        let generation = seqlock::end_write(&words.seq, odd);
+        match lock::unlock(&words.lock_word, &words.handoff_at, me, true, &parker) {
+            Unlocked::Released => {}
+            Unlocked::ReleasedWakeWatchers => notify::wake_watchers(&words.notify, &parker),
+            Unlocked::NotOwner => panic!("{me} lost the lock word under the mutex"),
+        }
+        drop(held);
+        generation
+    }
+
+    /// Units left in the semaphore plus registered sleepers.
+    fn leftovers(&self) -> u32 {
+        *self.semaphore.units.lock().unwrap() + self.sleepers.load(Ordering::SeqCst)
+    }
+}
+
+impl Parker for WindowsParker<'_> {
+    fn wait(&self, word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> bool {
+        let view = SemaphoreView {
+            semaphore: &self.kernel.semaphore,
+            timeouts_fire: self.timeouts_fire,
+        };
+        sem_futex::wait(&self.kernel.sleepers, word, expected, timeout, &view)
+    }
+
+    fn wake_one(&self, word: &AtomicU32) {
+        self.wake_all(word);
+    }
+
+    fn wake_all(&self, _word: &AtomicU32) {
+        let view = SemaphoreView {
+            semaphore: &self.kernel.semaphore,
+            timeouts_fire: self.timeouts_fire,
+        };
+        sem_futex::wake_all(&self.kernel.sleepers, &view);
+    }
+
+    fn is_alive(&self, _id: u32) -> bool {
+        true
+    }
+
+    fn now(&self) -> Instant {
+        let ticks = self.kernel.ticks.fetch_add(1, StdOrdering::Relaxed);
+        self.kernel.base + Duration::from_millis(ticks)
+    }
+
+    fn shared_clock_ms(&self) -> u32 {
+        self.kernel.ticks.load(StdOrdering::Relaxed) as u32
+    }
+}
+
+#[test]
+fn loom_windows_a_commit_always_wakes_a_watcher() {
+    model(|| {
+        let kernel = Arc::new(WindowsKernel::new());
+        let words = Arc::new(Words::new());
+        let writer = {
+            let (kernel, words) = (kernel.clone(), words.clone());
+            loom::thread::spawn(move || kernel.write(&words, 1, 3))
+        };
+        // Timeouts never fire for this watcher: a lost wake-up is a deadlock.
+        let seen = notify::wait_for_change(
+            &words.seq,
+            &words.notify,
+            &words.lock_word,
+            0,
+            None,
+            Duration::ZERO,
+            &kernel.parker(false),
+        );
+        assert_eq!(seen, Some(1));
+        assert_eq!(writer.join().unwrap(), 1);
+        assert!(kernel.leftovers() <= 1, "{}", kernel.leftovers());
+    });
+}
+
+#[test]
+fn loom_windows_a_waiter_that_times_out_costs_no_wake_up_and_leaves_little() {
+    // One waiter gives up (its timeout fires) while a writer commits and
+    // another waiter waits for good: the patient one is still woken. A
+    // waiter that leaves without a unit just as a waker counted it cannot
+    // take back the unit not yet released, so each waiter may leave one
+    // (a later wait takes it as a spurious wake-up); never more.
+    model(|| {
+        let kernel = Arc::new(WindowsKernel::new());
+        let words = Arc::new(Words::new());
+        let impatient = {
+            let (kernel, words) = (kernel.clone(), words.clone());
+            loom::thread::spawn(move || {
+                let counter = words.notify.load(Ordering::Acquire);
+                words.lock_word.fetch_or(lock::WATCHERS, Ordering::AcqRel);
+                if words.seq.load(Ordering::Acquire) == 0 {
+                    kernel.parker(true).wait(
+                        &words.notify,
+                        counter,
+                        Some(Duration::from_millis(1)),
+                    );
+                }
+            })
+        };
+        let writer = {
+            let (kernel, words) = (kernel.clone(), words.clone());
+            loom::thread::spawn(move || kernel.write(&words, 1, 5))
+        };
+        let seen = notify::wait_for_change(
+            &words.seq,
+            &words.notify,
+            &words.lock_word,
+            0,
+            None,
+            Duration::ZERO,
+            &kernel.parker(false),
+        );
+        assert_eq!(seen, Some(1));
+        impatient.join().unwrap();
+        writer.join().unwrap();
+        assert!(kernel.leftovers() <= 2, "{}", kernel.leftovers());
     });
 }

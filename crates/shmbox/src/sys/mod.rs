@@ -38,10 +38,13 @@ pub(crate) struct OpenSpec {
     /// Lifetime of a segment that is created.
     pub(crate) lifetime: Lifetime,
     /// Permission bits of a segment that is created.
+    #[cfg_attr(windows, allow(dead_code))] // Windows objects have no mode bits
     pub(crate) mode: u32,
     /// Whether to trust a segment owned by another user.
+    #[cfg_attr(windows, allow(dead_code))] // nor owner uids
     pub(crate) allow_other_owner: bool,
     /// Whether to trust a segment that every user may write.
+    #[cfg_attr(windows, allow(dead_code))]
     pub(crate) allow_writable_by_others: bool,
     /// How long an opener waits for a creator to finish initialising.
     pub(crate) init_timeout: Duration,

@@ -28,15 +28,8 @@
 //! it does on Linux instead of silently nesting.
 //!
 //! **Notification.** `WaitOnAddress` does not cross processes, so waiters
-//! sleep on the semaphore. A waiter adds itself to `notify_sleepers` in the
-//! header, re-checks the notify word, and waits; a waker swaps the count to
-//! 0 and releases that many units. A waiter that leaves without taking a
-//! unit (timeout, or the word had changed) takes back its registration, or,
-//! if a waker already counted it, the unit released for it, so units do not
-//! pile up. A waiter killed while registered leaves one unit too many at the
-//! next wake-up, which some waiter then takes as a spurious wake-up and
-//! re-checks. Sleeps are cut into slices of at most a second anyway
-//! (`notify.rs`).
+//! sleep on the semaphore, counted in the header's `notify_sleepers`: a
+//! futex for the notify word built from them (`sem_futex.rs`, loom-checked).
 //!
 //! **Lifetime.** A kernel object lives while any process has a handle to it,
 //! which is `Lifetime::UntilLastClose`, crash-safe by construction.
@@ -91,7 +84,8 @@ use crate::header::{
     INIT_READY, LIFETIME_UNTIL_LAST_CLOSE, MAGIC, max_capacity, problem_to_error,
 };
 use crate::lock::OWNER_MASK;
-use crate::sync::{AtomicU32, Ordering, fence};
+use crate::sem_futex::{self, Semaphore};
+use crate::sync::{AtomicU32, Ordering};
 use crate::{Error, Lifetime, Result, SegmentName};
 
 /// The lock is the named mutex `sync_NAME` (see `sys/mod.rs`).
@@ -431,55 +425,27 @@ impl Mapping {
     }
 
     /// Sleeps on the notify semaphore while `word` (the header's notify word)
-    /// holds `expected`. Returns `true` if `timeout` passed.
+    /// holds `expected` (see `sem_futex.rs`). Returns `true` if `timeout`
+    /// passed.
     pub(crate) fn wait(&self, word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> bool {
-        let sleepers = &self.header().notify_sleepers;
-        sleepers.fetch_add(1, Ordering::SeqCst);
-        // Pairs with the fence in `wake`: either this load sees the waker's
-        // change of `word`, or the waker's swap sees this registration.
-        fence(Ordering::SeqCst);
-        let timed_out = if word.load(Ordering::SeqCst) != expected {
-            false
-        } else {
-            // SAFETY: a live semaphore handle owned by `self`.
-            match unsafe { WaitForSingleObject(raw(&self.notify), wait_ms(timeout)) } {
-                WAIT_OBJECT_0 => return false, // took the unit released for us
-                WAIT_TIMEOUT => true,
-                _ => false,
-            }
-        };
-        // Left without a unit: take back the registration, or, if a waker
-        // already counted it, the unit it released for it.
-        if sleepers
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_err()
-        {
-            // SAFETY: as above; a zero timeout never blocks.
-            unsafe { WaitForSingleObject(raw(&self.notify), 0) };
-        }
-        timed_out
+        let semaphore = Win32Semaphore(&self.notify);
+        sem_futex::wait(
+            &self.header().notify_sleepers,
+            word,
+            expected,
+            timeout,
+            &semaphore,
+        )
     }
 
-    /// Wakes up to `count` sleepers on the notify semaphore.
-    pub(crate) fn wake(&self, _word: &AtomicU32, count: u32) {
-        let sleepers = &self.header().notify_sleepers;
-        fence(Ordering::SeqCst);
-        let woken = if count >= i32::MAX as u32 {
-            sleepers.swap(0, Ordering::SeqCst)
-        } else {
-            match sleepers.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                Some(n.saturating_sub(count))
-            }) {
-                Ok(before) => before.min(count),
-                Err(_) => 0,
-            }
-        };
-        if woken > 0 {
-            let units = i32::try_from(woken).unwrap_or(i32::MAX);
-            // SAFETY: a live semaphore handle; a failure (the count would
-            // pass the maximum) leaves enough units for every sleeper.
-            unsafe { ReleaseSemaphore(raw(&self.notify), units, std::ptr::null_mut()) };
-        }
+    /// Wakes the sleepers on the notify semaphore: all of them, whatever
+    /// `count` says (waking more than asked is allowed; only notification
+    /// waits here, and it wakes all).
+    pub(crate) fn wake(&self, _word: &AtomicU32, _count: u32) {
+        sem_futex::wake_all(
+            &self.header().notify_sleepers,
+            &Win32Semaphore(&self.notify),
+        );
     }
 
     /// Takes `sync_NAME`, waiting up to `timeout`.
@@ -520,6 +486,23 @@ impl Mapping {
         // `Send`, so the unlock runs on the locking thread).
         let released = unsafe { ReleaseMutex(raw(&self.mutex)) };
         debug_assert!(released != 0, "ReleaseMutex failed: {}", last_error());
+    }
+}
+
+/// The named notify semaphore, for `sem_futex`.
+struct Win32Semaphore<'a>(&'a OwnedHandle);
+
+impl Semaphore for Win32Semaphore<'_> {
+    fn acquire(&self, timeout: Option<Duration>) -> bool {
+        // SAFETY: a live semaphore handle owned by the mapping.
+        unsafe { WaitForSingleObject(raw(self.0), wait_ms(timeout)) == WAIT_OBJECT_0 }
+    }
+
+    fn release(&self, units: u32) {
+        let units = i32::try_from(units).unwrap_or(i32::MAX);
+        // SAFETY: a live semaphore handle. It fails only if the count would
+        // pass its maximum of 2^31 - 1, which leaves enough for every sleeper.
+        unsafe { ReleaseSemaphore(raw(self.0), units, std::ptr::null_mut()) };
     }
 }
 
