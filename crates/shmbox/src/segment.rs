@@ -1701,8 +1701,11 @@ pub fn info(name: impl AsRef<str>) -> Result<SegmentInfo> {
 ///
 /// # Errors
 ///
-/// [`Error::Io`] if the segment directory cannot be read;
-/// [`Error::Unsupported`] on Windows, which this does not list yet.
+/// [`Error::Io`] if the segment directory (on Windows, the session's
+/// object directory) cannot be read. On Windows this lists the segments
+/// that some shmbox process has open, in this session and in `Global\`;
+/// a block that only other programs hold is not listed, but [`info`]
+/// describes it by name.
 ///
 /// ```
 /// # let name = format!("doc-list-{}", std::process::id());

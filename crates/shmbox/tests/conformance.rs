@@ -48,6 +48,7 @@ fn main() {
         until_last_close_goes_when_its_only_holder_exits,
         persistent_is_kept_or_refused_clearly,
         info_describes_a_segment_and_its_lock,
+        list_shows_the_segments_that_are_open,
         #[cfg(windows)]
         session_and_global_namespaces,
     ];
@@ -484,6 +485,29 @@ fn info_describes_a_segment_and_its_lock() {
         shmbox::info(unique_name("conf-info-none")),
         Err(Error::NotFound { .. })
     ));
+}
+
+fn list_shows_the_segments_that_are_open() {
+    let name = unique_name("conf-list");
+    let _cleanup = Cleanup(name.clone());
+    let listed = |name: &str| {
+        shmbox::list()
+            .unwrap()
+            .into_iter()
+            .find(|i| i.name.as_str() == name)
+    };
+    assert!(listed(&name).is_none());
+    let seg = Segment::create(&name, 48).unwrap();
+    seg.write(0, b"listed").unwrap();
+    let info = listed(&name).expect("an open segment is listed");
+    assert_eq!((info.size, info.generation), (48, 1));
+    let all = shmbox::list().unwrap();
+    assert!(
+        all.windows(2).all(|w| w[0].name <= w[1].name),
+        "sorted by name"
+    );
+    drop(seg);
+    assert!(listed(&name).is_none(), "gone with its last handle");
 }
 
 /// Names are session-local unless they say `Global\`; `Local\` is the

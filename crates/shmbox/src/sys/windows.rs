@@ -65,13 +65,14 @@ use std::time::{Duration, Instant};
 
 use windows_sys::Win32::Foundation::{
     ERROR_ACCESS_DENIED, ERROR_ALREADY_EXISTS, ERROR_FILE_NOT_FOUND, ERROR_INVALID_HANDLE,
-    ERROR_PRIVILEGE_NOT_HELD, GetLastError, HANDLE, INVALID_HANDLE_VALUE, WAIT_ABANDONED,
-    WAIT_OBJECT_0, WAIT_TIMEOUT,
+    ERROR_PRIVILEGE_NOT_HELD, GetLastError, HANDLE, INVALID_HANDLE_VALUE, UNICODE_STRING,
+    WAIT_ABANDONED, WAIT_OBJECT_0, WAIT_TIMEOUT,
 };
 use windows_sys::Win32::System::Memory::{
     CreateFileMappingW, FILE_MAP_ALL_ACCESS, FILE_MAP_READ, MEMORY_MAPPED_VIEW_ADDRESS,
     MapViewOfFile, OpenFileMappingW, PAGE_READWRITE, UnmapViewOfFile,
 };
+use windows_sys::Win32::System::RemoteDesktop::ProcessIdToSessionId;
 use windows_sys::Win32::System::SystemInformation::GetTickCount64;
 use windows_sys::Win32::System::Threading::{
     CreateMutexW, CreateSemaphoreW, GetCurrentProcessId, INFINITE, OpenMutexW, ReleaseMutex,
@@ -127,8 +128,43 @@ struct MutantBasicInformation {
     abandoned_state: u8,
 }
 
+/// `OBJECT_ATTRIBUTES`.
+#[repr(C)]
+struct ObjectAttributes {
+    length: u32,
+    root_directory: HANDLE,
+    object_name: *const UNICODE_STRING,
+    attributes: u32,
+    security_descriptor: *const c_void,
+    security_quality_of_service: *const c_void,
+}
+
+/// `OBJECT_DIRECTORY_INFORMATION`.
+#[repr(C)]
+struct ObjectDirectoryInformation {
+    name: UNICODE_STRING,
+    type_name: UNICODE_STRING,
+}
+
+/// `DIRECTORY_QUERY` access to an object directory.
+const DIRECTORY_QUERY: u32 = 0x0001;
+
 #[link(name = "ntdll")]
 unsafe extern "system" {
+    fn NtOpenDirectoryObject(
+        directory: *mut HANDLE,
+        access: u32,
+        attributes: *const ObjectAttributes,
+    ) -> i32;
+    fn NtQueryDirectoryObject(
+        directory: HANDLE,
+        buffer: *mut c_void,
+        length: u32,
+        single_entry: u8,
+        restart_scan: u8,
+        context: *mut u32,
+        returned: *mut u32,
+    ) -> i32;
     fn NtQuerySection(
         section: HANDLE,
         class: u32,
@@ -758,12 +794,123 @@ pub(crate) fn inspect(name: &SegmentName) -> Result<Inspected> {
     })
 }
 
-/// Listing the session's named objects needs the native object directory
-/// API, which this backend does not use yet.
+/// The segments of this session and the global namespace that some shmbox
+/// process has open (their header objects name them), sorted by name. A
+/// block that only programs without shmbox hold has no header object and is
+/// not listed; `inspect` still describes it by name.
 pub(crate) fn list() -> Result<Vec<(SegmentName, Inspected)>> {
-    Err(Error::Unsupported {
-        what: "listing segments on Windows (open one by name with `info`)",
-    })
+    let mut session = 0;
+    // SAFETY: a valid out-pointer; on failure `session` stays 0.
+    unsafe { ProcessIdToSessionId(current_pid(), &mut session) };
+    let mut directories = vec![(String::from("\\BaseNamedObjects"), "Global\\")];
+    if session != 0 {
+        directories.insert(0, (format!("\\Sessions\\{session}\\BaseNamedObjects"), ""));
+    } else {
+        // Session 0's own namespace is the global one.
+        directories[0].1 = "";
+    }
+    let mut found = Vec::new();
+    for (i, (directory, namespace)) in directories.iter().enumerate() {
+        let entries = match directory_entries(directory) {
+            Ok(entries) => entries,
+            // The session's own directory must be readable; the global one
+            // may be closed to this user.
+            Err(e) if i == 0 => {
+                return Err(Error::Io {
+                    name: String::new(),
+                    operation: "listing the session's named objects",
+                    source: e,
+                });
+            }
+            Err(_) => continue,
+        };
+        for (object, kind) in entries {
+            let Some(base) = object.strip_prefix("shmbox/") else {
+                continue;
+            };
+            if kind != "Section" || base.contains('/') {
+                continue;
+            }
+            let Ok(name) = SegmentName::new(format!("{namespace}{base}")) else {
+                continue;
+            };
+            if let Ok(inspected) = inspect(&name) {
+                found.push((name, inspected));
+            }
+        }
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(found)
+}
+
+/// The names and type names of the objects in an object directory.
+fn directory_entries(path: &str) -> io::Result<Vec<(String, String)>> {
+    let wide: Vec<u16> = path.encode_utf16().collect();
+    let byte_len = u16::try_from(wide.len() * 2).map_err(io::Error::other)?;
+    let path_string = UNICODE_STRING {
+        Length: byte_len,
+        MaximumLength: byte_len,
+        Buffer: wide.as_ptr().cast_mut(),
+    };
+    let attributes = ObjectAttributes {
+        length: size_of::<ObjectAttributes>() as u32,
+        root_directory: std::ptr::null_mut(),
+        object_name: &path_string,
+        attributes: 0,
+        security_descriptor: std::ptr::null(),
+        security_quality_of_service: std::ptr::null(),
+    };
+    let mut handle: HANDLE = std::ptr::null_mut();
+    // SAFETY: valid out-pointer and attributes, whose name outlives the call.
+    let status = unsafe { NtOpenDirectoryObject(&mut handle, DIRECTORY_QUERY, &attributes) };
+    if status < 0 {
+        return Err(io::Error::other(format!(
+            "NtOpenDirectoryObject({path}) failed: NTSTATUS {status:#x}"
+        )));
+    }
+    let directory = owned(handle).ok_or_else(|| io::Error::other("no directory handle"))?;
+    let mut entries = Vec::new();
+    // u64 elements: the entry holds pointers, so the buffer is aligned.
+    let mut buffer = vec![0u64; 1024];
+    let mut context = 0u32;
+    let mut restart = 1u8;
+    // One entry per call: Wine implements only that form. Bounded, in case
+    // a directory never says it is done.
+    for _ in 0..1_000_000 {
+        // SAFETY: the buffer is writable for the length passed, and the
+        // context pointer is valid.
+        let status = unsafe {
+            NtQueryDirectoryObject(
+                raw(&directory),
+                buffer.as_mut_ptr().cast(),
+                (buffer.len() * 8) as u32,
+                1,
+                restart,
+                &mut context,
+                std::ptr::null_mut(),
+            )
+        };
+        restart = 0;
+        if status < 0 {
+            // STATUS_NO_MORE_ENTRIES at the end; an entry too large for the
+            // buffer (a name of over 4000 characters) is no segment of ours.
+            break;
+        }
+        // SAFETY: the call wrote one entry at the start of the buffer, whose
+        // strings point into the buffer; lengths are in bytes.
+        let entry = unsafe { &*buffer.as_ptr().cast::<ObjectDirectoryInformation>() };
+        let text = |s: &UNICODE_STRING| {
+            if s.Buffer.is_null() {
+                return String::new();
+            }
+            // SAFETY: as above.
+            String::from_utf16_lossy(unsafe {
+                std::slice::from_raw_parts(s.Buffer, usize::from(s.Length) / 2)
+            })
+        };
+        entries.push((text(&entry.name), text(&entry.type_name)));
+    }
+    Ok(entries)
 }
 
 // ----- clocks and process facts ---------------------------------------------
