@@ -1085,11 +1085,12 @@ impl Segment {
     /// ```
     pub fn info(&self) -> Result<SegmentInfo> {
         self.intact()?;
-        let fields = HeaderFields {
+        let mut fields = HeaderFields {
             capacity: self.size() as u64,
             lifetime: self.lifetime().code(),
             ..self.header().fields()
         };
+        self.mapping.note_foreign_holder(&mut fields);
         let owner = fields.lock_word & OWNER_MASK;
         let (owner_uid, mode) = self.mapping.owner_and_mode();
         Ok(SegmentInfo::new(

@@ -184,6 +184,7 @@ fn the_sample_holding_the_mutex_makes_shmbox_wait_then_time_out() {
         LockState::Held { pid: None },
         "a holder that is not shmbox shows as held, pid unknown"
     );
+    assert_eq!(seg.info().unwrap().lock, LockState::Held { pid: None });
     // Released by the sample within the wait: shmbox gets it, cleanly.
     std::thread::scope(|s| {
         let waiter = s.spawn(|| {

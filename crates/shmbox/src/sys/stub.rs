@@ -49,6 +49,9 @@ impl Mapping {
     pub(crate) fn wake(&self, _: &AtomicU32, _: u32) {
         unreachable!("{NEVER}")
     }
+    pub(crate) fn note_foreign_holder(&self, _: &mut crate::header::HeaderFields) {
+        unreachable!("{NEVER}")
+    }
     pub(crate) fn lock_os_mutex(&self, _: Duration) -> Result<super::OsLocked> {
         unreachable!("{NEVER}")
     }

@@ -484,6 +484,16 @@ impl Mapping {
         );
     }
 
+    /// Marks `fields` as locked by a holder that is not shmbox (pid unknown)
+    /// when the mutex is held but no shmbox owner is recorded.
+    pub(crate) fn note_foreign_holder(&self, fields: &mut HeaderFields) {
+        let held = || mutex_is_held(&self.mutex).unwrap_or(false);
+        if fields.lock_word & OWNER_MASK == 0 && held() {
+            fields.lock_word |= FOREIGN_OWNER;
+            fields.lock_owner_pid = 0;
+        }
+    }
+
     /// Takes `sync_NAME`, waiting up to `timeout`.
     pub(crate) fn lock_os_mutex(&self, timeout: Duration) -> Result<OsLocked> {
         if held_by_this_thread(&self.mutex_key) {
@@ -786,6 +796,7 @@ pub(crate) fn inspect(name: &SegmentName) -> Result<Inspected> {
         fields.lock_word |= FOREIGN_OWNER;
         fields.lock_owner_pid = 0;
     }
+    // A shmbox owner is alive exactly when the mutex is held (`is_alive`).
     Ok(Inspected {
         fields,
         owner_uid: current_euid(),
