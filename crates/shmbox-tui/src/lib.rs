@@ -16,22 +16,18 @@ mod ui;
 use std::io::{self, IsTerminal};
 use std::sync::Arc;
 use std::sync::mpsc::{self, Sender};
-use std::time::Duration;
 
 use ratatui::DefaultTerminal;
 use ratatui::crossterm::event::{
     self, DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
 };
 use ratatui::crossterm::execute;
-use shmbox::{Lifetime, Segment, SegmentOptions};
+use shmbox::Segment;
 
-pub use app::{App, Areas, Confirm, Kind, Message, Step, decode, fit};
+pub use app::{App, Areas, Confirm, Kind, Load, Message, SegmentView, Step, decode, fit};
 pub use ui::render;
 
-/// The sample's segment name.
-pub const DEFAULT_NAME: &str = "MYAPPSHAREDMEMORY";
-/// The sample's segment size.
-pub const DEFAULT_SIZE: usize = 1024;
+pub use shmbox_form::{DEFAULT_NAME, DEFAULT_SIZE, open};
 
 /// Why the demo stopped.
 #[derive(Debug)]
@@ -62,20 +58,6 @@ impl From<shmbox::Error> for DemoError {
 impl From<io::Error> for DemoError {
     fn from(e: io::Error) -> DemoError {
         DemoError::Terminal(e)
-    }
-}
-
-/// Opens the demo's segment, as the sample does: open it, or create it.
-/// It lives until the last process using it closes it, as on Windows.
-/// Without an explicit `size`, an existing segment is used at its own size.
-pub fn open(name: &str, size: Option<usize>) -> shmbox::Result<Segment> {
-    let options = SegmentOptions::new().lifetime(Lifetime::UntilLastClose);
-    match size {
-        Some(size) => options.open_or_create(name, size),
-        None => match options.open_or_create(name, DEFAULT_SIZE) {
-            Err(shmbox::Error::SizeMismatch { .. }) => options.open(name),
-            other => other,
-        },
     }
 }
 
@@ -148,24 +130,14 @@ fn event_loop(
     }
 }
 
-/// Sleeps in the segment's change notification and reports each commit.
+/// Reports each commit, from the segment's change notification.
 fn watch_changes(segment: Arc<Segment>, tx: Sender<Wake>) {
-    std::thread::spawn(move || {
-        let mut seen = segment.generation();
-        loop {
-            match segment.wait_for_change(seen, Duration::MAX) {
-                Ok(generation) => {
-                    seen = generation;
-                    if tx.send(Wake::Changed(generation)).is_err() {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    let _ = tx.send(Wake::WatchFailed(e));
-                    return;
-                }
-            }
-        }
+    shmbox_form::watch_changes(segment, move |change| {
+        let wake = match change {
+            Ok(generation) => Wake::Changed(generation),
+            Err(e) => Wake::WatchFailed(e),
+        };
+        tx.send(wake).is_ok()
     });
 }
 

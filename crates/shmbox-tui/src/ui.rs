@@ -131,10 +131,10 @@ fn render_status(frame: &mut Frame, app: &App, area: Rect) {
     let facts = Line::from(format!(
         "Segment {}: {size} bytes, {} in use · generation {}",
         app.segment().name(),
-        app.view.in_use,
+        app.view().in_use,
         app.generation()
     ));
-    let last_write = Line::from(match app.view.last_write {
+    let last_write = Line::from(match app.view().last_write {
         Some((pid, when)) => format!("Last write: pid {pid} at {} UTC", clock(when)),
         None => "Last write: none yet".into(),
     });

@@ -1,0 +1,58 @@
+//! `shmbox-gui [NAME] [--size BYTES]`: the demo in a desktop window.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use eframe::egui;
+use shmbox_gui::{DEFAULT_NAME, DemoApp};
+
+/// The FoxPro sample's form in a window: edit text, then Read or Write it.
+/// Run it two or more times (or beside `shmbox demo`) to exchange text.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// The segment's name.
+    #[arg(default_value = DEFAULT_NAME)]
+    name: String,
+    /// Its size in bytes, if this window creates it (default 1024; an
+    /// existing segment keeps its own size unless this is given).
+    #[arg(long)]
+    size: Option<usize>,
+    /// Write the edit box's text and the buttons' places to this file after
+    /// each change, for scripts that drive the window (see `Dump`).
+    #[arg(long, hide = true, env = "SHMBOX_GUI_DUMP")]
+    dump: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let segment = match shmbox_gui::open(&args.name, args.size) {
+        Ok(segment) => Arc::new(segment),
+        Err(e) => {
+            eprintln!("shmbox-gui: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let title = format!("shmbox: {} (pid {})", args.name, std::process::id());
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title(&title)
+            // The sample's form is 460 × 200; the status line needs a little more.
+            .with_inner_size([560.0, 300.0])
+            .with_min_inner_size([460.0, 200.0]),
+        ..Default::default()
+    };
+    let mut app = DemoApp::new(segment);
+    if let Some(path) = args.dump {
+        app = app.dump_to(path);
+    }
+    match eframe::run_native(&title, options, Box::new(|_| Ok(Box::new(app)))) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("shmbox-gui: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
