@@ -48,6 +48,9 @@ pub struct DemoApp {
     dump: Option<Dump>,
     /// The edit box has had the focus once (it gets it at the start).
     focused_once: bool,
+    /// The text was replaced by a Read: put the cursor at its end, as after
+    /// typing it.
+    cursor_to_end: bool,
 }
 
 impl std::fmt::Debug for DemoApp {
@@ -69,6 +72,7 @@ impl DemoApp {
             pending_write: false,
             dump: None,
             focused_once: false,
+            cursor_to_end: false,
         }
     }
 
@@ -126,7 +130,12 @@ impl DemoApp {
     fn apply(&mut self, load: Load) {
         match load {
             Load::Keep => {}
-            Load::Replace(text) | Load::Follow(text) => self.text = text,
+            Load::Replace(text) => {
+                self.text = text;
+                self.cursor_to_end = true;
+            }
+            // egui keeps the cursor's place, clamped to the new text.
+            Load::Follow(text) => self.text = text,
         }
     }
 
@@ -180,15 +189,19 @@ impl DemoApp {
                 let buttons_height = ui.spacing().interact_size.y + 12.0;
                 let editor_height =
                     (ui.available_height() - status_height - buttons_height).max(60.0);
-                let editor = ui.add_sized(
-                    [ui.available_width(), editor_height],
-                    TextEdit::multiline(&mut self.text)
-                        .hint_text("Type here, then Write; Read in another window."),
-                );
-                editor.widget_info(|| {
-                    egui::WidgetInfo::text_edit(true, "", &self.text, EDITOR_LABEL)
-                });
+                let editor = ui
+                    .add(
+                        TextEdit::multiline(&mut self.text)
+                            .id(editor_id())
+                            .desired_width(f32::INFINITY)
+                            .min_size(egui::vec2(0.0, editor_height))
+                            .hint_text("Type here, then Write; Read in another window."),
+                    )
+                    .accessible_name(EDITOR_LABEL);
                 rects.editor = editor.rect;
+                if std::mem::take(&mut self.cursor_to_end) {
+                    cursor_to_end(&ctx, &self.text);
+                }
                 if !std::mem::replace(&mut self.focused_once, true) {
                     editor.request_focus();
                 }
@@ -310,6 +323,21 @@ impl eframe::App for DemoApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         DemoApp::ui(self, ui);
     }
+}
+
+fn editor_id() -> egui::Id {
+    egui::Id::unique("shmbox-gui editor")
+}
+
+/// Puts the edit box's cursor after the last character.
+fn cursor_to_end(ctx: &egui::Context, text: &str) {
+    let id = editor_id();
+    let mut state = egui::text_edit::TextEditState::load(ctx, id).unwrap_or_default();
+    let end = egui::text::CCursor::new(text.chars().count());
+    state
+        .cursor
+        .set_char_range(Some(egui::text::CCursorRange::one(end)));
+    state.store(ctx, id);
 }
 
 fn shortcut_hint(ctx: &egui::Context, what: &str, key: &KeyboardShortcut) -> String {
