@@ -33,7 +33,7 @@ pub const LIVE_LABEL: &str = "Live";
 pub const EDITOR_LABEL: &str = "Text to share";
 
 const READ_KEY: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::R);
-const WRITE_KEY: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::S);
+const WRITE_KEY: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::W);
 const LIVE_KEY: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::L);
 
 /// The demo window's state.
