@@ -77,7 +77,18 @@ impl DemoApp {
     }
 
     /// Also write, after each frame that changed something, the edit box's
-    /// text and where the buttons are to `path` (see [`Dump`]).
+    /// text and where the widgets are to `path`, for scripts that drive the
+    /// window from outside (`.ci/gui` clicks the buttons where this says
+    /// they are, and checks the text). The file is replaced whole each time:
+    ///
+    /// ```text
+    /// editor X Y W H      (window pixels)
+    /// read X Y W H
+    /// write X Y W H
+    /// live X Y W H
+    /// text
+    /// <the edit box's text, to the end of the file>
+    /// ```
     pub fn dump_to(mut self, path: PathBuf) -> DemoApp {
         self.dump = Some(Dump {
             path,
@@ -374,18 +385,7 @@ impl Default for Rects {
     }
 }
 
-/// What the window shows, written to a file for scripts that drive the
-/// window from outside (the screenshot script clicks the buttons where this
-/// says they are, and checks the text). Lines:
-///
-/// ```text
-/// editor X Y W H
-/// read X Y W H
-/// write X Y W H
-/// live X Y W H
-/// text
-/// <the edit box's text, to the end of the file>
-/// ```
+/// What the window shows, written to a file (see `DemoApp::dump_to`).
 struct Dump {
     path: PathBuf,
     last: String,

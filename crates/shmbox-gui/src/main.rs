@@ -21,7 +21,7 @@ struct Args {
     #[arg(long)]
     size: Option<usize>,
     /// Write the edit box's text and the buttons' places to this file after
-    /// each change, for scripts that drive the window (see `Dump`).
+    /// each change, for scripts that drive the window (see `DemoApp::dump_to`).
     #[arg(long, hide = true, env = "SHMBOX_GUI_DUMP")]
     dump: Option<PathBuf>,
 }
