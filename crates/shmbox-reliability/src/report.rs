@@ -256,7 +256,9 @@ pub fn markdown(r: &Results) -> String {
          (exclusion, starvation hand-offs, takeover from a dead holder), the seqlock \
          (no torn read, a writer dying mid-write reported) and notification (no lost \
          wake-up, spin then sleep) against a futex model in which a lost wake-up is \
-         a deadlock that loom reports. The fuzz targets (fuzz/, bodies in \
+         a deadlock that loom reports; two more run the Windows backend's write path \
+         (a mutex, then the lock word) and its futex made of a semaphore \
+         (src/sem_futex.rs), including a waiter that times out. The fuzz targets (fuzz/, bodies in \
          crates/shmbox-fuzz) plant files of arbitrary bytes and sizes under a \
          segment name and run arbitrary operations on them, cutting the file short \
          while mapped among them; and parse arbitrary sizes and offsets as the \
