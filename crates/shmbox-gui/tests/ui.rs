@@ -27,6 +27,10 @@ fn window(name: &str, size: usize) -> Harness<'static, DemoApp> {
     let app = DemoApp::new(Arc::new(segment));
     let mut harness = Harness::builder()
         .with_size(egui::vec2(560.0, 300.0))
+        // Chinese glyphs come from a system font, which a fresh machine may
+        // lack; these tests check text through the app's state, and `.ci/gui`
+        // checks the drawing (with the font installed, in its screenshot).
+        .allow_missing_glyphs()
         .build_ui_state(|ui, app: &mut DemoApp| app.ui(ui), app);
     harness.run_ok();
     harness
