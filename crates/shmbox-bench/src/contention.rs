@@ -228,7 +228,7 @@ pub fn child(args: &[String]) -> io::Result<()> {
                 let asked = now_ns();
                 let mut guard = seg.lock().map_err(other)?;
                 let got = now_ns();
-                let previous = u32::from_le_bytes(guard.data()[..4].try_into().unwrap());
+                let previous: u32 = guard.read_pod(0).map_err(other)?;
                 guard.write(0, &record).map_err(other)?;
                 drop(guard);
                 account(previous, asked, got);

@@ -51,7 +51,8 @@ pub enum Command {
         shmbox write orders 'hello'\n  \
         shmbox write orders --offset 1K 'second record'\n  \
         shmbox write orders < image.png\n  \
-        shmbox write new-segment --create 4K 'made if missing'")]
+        shmbox write new-segment --create 4K 'made if missing'\n  \
+        shmbox write busy-segment --timeout 30 'waits up to 30 s for the lock'")]
     Write {
         /// The segment's name.
         name: String,
@@ -63,13 +64,19 @@ pub enum Command {
         /// Create a persistent segment of this size if none exists.
         #[arg(long, value_name = "SIZE", value_parser = parse_usize)]
         create: Option<usize>,
+        /// How long to wait for the lock, in seconds.
+        #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_seconds)]
+        timeout: Duration,
     },
 
     /// Print a segment's bytes.
     #[command(after_help = "Examples:\n  \
         shmbox read orders\n  \
         shmbox read orders --offset 16 --len 32 --format hex\n  \
-        shmbox read orders --format raw > orders.bin")]
+        shmbox read orders --format raw > orders.bin\n  \
+        shmbox read busy-segment --timeout 30\n\n\
+        Reads without the lock, and never prints a copy that mixes two writes:\n\
+        while a writer is mid-write it waits (up to --timeout) for the commit.")]
     Read {
         /// The segment's name.
         name: String,
@@ -79,6 +86,9 @@ pub enum Command {
         /// How many bytes to read (default: to the end).
         #[arg(long, value_name = "BYTES", value_parser = parse_usize)]
         len: Option<usize>,
+        /// How long to wait for a write in progress to finish, in seconds.
+        #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_seconds)]
+        timeout: Duration,
         #[command(flatten)]
         format: FormatArg,
     },
@@ -134,6 +144,23 @@ pub enum Command {
     Rm {
         /// The segment's name.
         name: String,
+    },
+
+    /// Remove the until-last-close segments whose holders all died.
+    #[command(after_help = "Examples:\n  \
+        shmbox gc\n  \
+        shmbox gc --watch 1      # a service: every second, until stopped\n\n\
+        An until-last-close segment disappears when its last holder closes it.\n\
+        When its last holders are killed instead, nobody is left to remove it,\n\
+        and shmbox starts no helper process to watch for that: the next shmbox\n\
+        call that looks (open, create, info, list, gc) removes it. gc does it\n\
+        now; gc --watch keeps doing it, for machines where memory must come\n\
+        back promptly. A segment is removed only when the kernel proves that\n\
+        nobody holds it.")]
+    Gc {
+        /// Keep going: reclaim every SECS seconds until interrupted.
+        #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+        watch: Option<Duration>,
     },
 
     /// Run a command while holding a segment's lock, like flock(1).

@@ -32,6 +32,11 @@ fn main() -> ExitCode {
             what.replace('\n', " ")
         );
     }));
+    // A tool, not a library: it may take SIGBUS over, so that a segment cut
+    // short under it is an error message, not a crash.
+    if let Err(e) = shmbox::install_sigbus_handler() {
+        note!("shmbox: warning: {e}; a segment cut short by another process would crash this one");
+    }
     let cli = cli::Cli::parse();
     match command::run(cli.command) {
         Ok(code) => code,

@@ -5,10 +5,12 @@
 //! (`shmbox-gui`) own their edit boxes and pass the text in; a [`Load`]
 //! tells them when to replace it.
 //!
-//! Nothing here polls: [`watch_changes`] sleeps in the segment's change
-//! notification on a thread of its own and reports each commit.
+//! [`watch_changes`] sleeps in the segment's change notification on a
+//! thread of its own and reports each commit; it wakes only to see whether
+//! it should stop (every tenth of a second), never to look for changes.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use shmbox::{Error, Lifetime, Segment, SegmentGuard, SegmentOptions, WaitFor};
@@ -34,21 +36,25 @@ pub fn open(name: &str, size: Option<usize>) -> shmbox::Result<Segment> {
 
 /// Sleeps in the segment's change notification on a thread of its own, and
 /// calls `report` with each new generation, or with the error that stopped
-/// it. Stops when `report` returns `false`.
+/// it. Stops when `report` returns `false`, or when the returned [`Watcher`]
+/// is dropped.
 pub fn watch_changes(
     segment: Arc<Segment>,
     mut report: impl FnMut(shmbox::Result<u64>) -> bool + Send + 'static,
-) {
-    std::thread::spawn(move || {
+) -> Watcher {
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = Arc::clone(&stop);
+    let thread = std::thread::spawn(move || {
         let mut seen = segment.generation();
-        loop {
-            match segment.wait_for_change(seen, Duration::MAX) {
+        while !stopped.load(Ordering::Relaxed) {
+            match segment.wait_for_change(seen, WATCH_SLICE) {
                 Ok(generation) => {
                     seen = generation;
                     if !report(Ok(generation)) {
                         return;
                     }
                 }
+                Err(Error::Timeout { .. }) => {}
                 Err(e) => {
                     report(Err(e));
                     return;
@@ -56,6 +62,33 @@ pub fn watch_changes(
             }
         }
     });
+    Watcher {
+        stop,
+        thread: Some(thread),
+    }
+}
+
+/// How long the watcher sleeps before it looks whether it should stop.
+const WATCH_SLICE: Duration = Duration::from_millis(100);
+
+/// The thread of [`watch_changes`]. Dropping it stops the thread and waits
+/// for it (up to a tenth of a second), so that the thread's handle on the
+/// segment is closed before the demo exits: a segment still open at exit is
+/// never closed, and an until-last-close segment then outlives its last
+/// user until the next shmbox call reclaims it.
+#[derive(Debug)]
+pub struct Watcher {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// What the user must answer before anything else happens.

@@ -5,7 +5,8 @@
 //!   segment's name, opened, then put through arbitrary operations, among
 //!   them cutting the file short while it is mapped. Every outcome must be a
 //!   value or a clear error: never a panic, a hang, SIGBUS or undefined
-//!   behaviour.
+//!   behaviour. (It opts in to shmbox's SIGBUS handler, as an application
+//!   that wants to survive a cut file does.)
 //! - [`cli_sizes`]: the `shmbox` command's parsing of sizes and offsets.
 //!
 //! Inputs are decoded with `arbitrary`, so a mostly valid header is likely and
@@ -173,6 +174,7 @@ impl Header {
 /// Plants a file made from `data` under a fresh name, opens it, and runs the
 /// operations it asks for, checking each outcome.
 pub fn segment_file(data: &[u8]) {
+    shmbox::install_sigbus_handler().expect("the SIGBUS handler installs");
     let Ok(case) = SegmentCase::arbitrary_take_rest(Unstructured::new(data)) else {
         return;
     };
@@ -254,7 +256,11 @@ fn run_ops(segment: &Segment, name: &str, ops: &[Op], options: &SegmentOptions) 
                 Ok(mut guard) => {
                     assert_eq!(guard.data().len(), size);
                     if let Some(fill) = fill {
-                        guard.data_mut().fill(fill);
+                        let filled = guard.data_mut().fill(fill);
+                        assert!(
+                            matches!(filled, Ok(()) | Err(shmbox::Error::Truncated { .. })),
+                            "{filled:?}"
+                        );
                     }
                     let written = guard.write(usize::from(offset), bytes);
                     if let Ok(n) = &written {

@@ -40,8 +40,9 @@ const LIVE_KEY: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key
 pub struct DemoApp {
     form: Form,
     text: String,
-    /// Generations reported by the watcher thread, once it runs.
-    changes: Option<Receiver<shmbox::Result<u64>>>,
+    /// Generations reported by the watcher thread, once it runs, and the
+    /// thread (dropped with the window, which closes its handle).
+    changes: Option<(Receiver<shmbox::Result<u64>>, shmbox_form::Watcher)>,
     /// A write waits for the lock: finish it after showing that it waits.
     pending_write: bool,
     /// Where to write what the window shows, for scripts (see `Dump`).
@@ -112,17 +113,17 @@ impl DemoApp {
     fn watch(&mut self, ctx: &egui::Context) {
         let (tx, rx) = mpsc::channel();
         let ctx = ctx.clone();
-        shmbox_form::watch_changes(Arc::clone(self.form.segment()), move |change| {
+        let watcher = shmbox_form::watch_changes(Arc::clone(self.form.segment()), move |change| {
             let open = tx.send(change).is_ok();
             ctx.request_repaint();
             open
         });
-        self.changes = Some(rx);
+        self.changes = Some((rx, watcher));
     }
 
     /// Takes in what the watcher reported.
     fn take_changes(&mut self) {
-        let Some(changes) = &self.changes else {
+        let Some((changes, _)) = &self.changes else {
             return;
         };
         let reported: Vec<_> = changes.try_iter().collect();

@@ -28,6 +28,11 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    // An application may take SIGBUS over: a segment cut short under the
+    // window becomes an error shown in it, not a crash.
+    if let Err(e) = shmbox::install_sigbus_handler() {
+        eprintln!("shmbox-gui: warning: {e}");
+    }
     let segment = match shmbox_gui::open(&args.name, args.size) {
         Ok(segment) => Arc::new(segment),
         Err(e) => {

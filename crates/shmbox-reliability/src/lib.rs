@@ -44,7 +44,7 @@ pub fn unique_name(tag: &str) -> String {
 
 /// Whether the segment `name` has left /dev/shm within `limit`.
 pub fn gone_within(name: &str, limit: Duration) -> bool {
-    let path = format!("/dev/shm/shmbox.{name}");
+    let path = segment_path(name);
     let started = Instant::now();
     while std::path::Path::new(&path).exists() {
         if started.elapsed() > limit {
@@ -53,6 +53,11 @@ pub fn gone_within(name: &str, limit: Duration) -> bool {
         std::thread::sleep(Duration::from_millis(1));
     }
     true
+}
+
+/// Where segment `name` lives (docs/FORMAT.md).
+pub fn segment_path(name: &str) -> String {
+    format!("/dev/shm/shmbox.{name}")
 }
 
 /// `key=value` pairs of a report line, the values as numbers.
@@ -117,9 +122,26 @@ pub struct Results {
     pub tools: Vec<tools::ToolRun>,
 }
 
+/// What became of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// It ran, and what it checks held.
+    Held,
+    /// It ran, and found a fault.
+    Failed,
+    /// It did not run (a tool was missing): it says nothing either way.
+    Skipped,
+}
+
+impl Verdict {
+    fn of(held: bool) -> Verdict {
+        if held { Verdict::Held } else { Verdict::Failed }
+    }
+}
+
 impl Results {
-    /// Every requirement the suite checks, with whether it held.
-    pub fn verdicts(&self) -> Vec<(String, String, bool)> {
+    /// Every requirement the suite checks, with what it found.
+    pub fn verdicts(&self) -> Vec<(String, String, Verdict)> {
         let t = &self.torture;
         let s = &self.stress;
         let r = &self.races;
@@ -127,63 +149,66 @@ impl Results {
             (
                 "crash torture: deadlocks".to_owned(),
                 t.deadlocks.to_string(),
-                t.deadlocks == 0,
+                Verdict::of(t.deadlocks == 0),
             ),
             (
                 "crash torture: torn values returned to readers".to_owned(),
                 t.torn_returned.to_string(),
-                t.torn_returned == 0 && t.corrupt_under_lock == 0,
+                Verdict::of(t.torn_returned == 0 && t.corrupt_under_lock == 0),
             ),
             (
-                "crash torture: leaked until-last-close segments".to_owned(),
+                "crash torture: until-last-close segments left after the next reclaim".to_owned(),
                 t.leaked.to_string(),
-                t.leaked == 0,
+                Verdict::of(t.leaked == 0),
             ),
             (
                 "crash torture: every kill recovered".to_owned(),
                 format!("{} of {}", t.recovery_ns.len(), t.rounds),
-                t.recovery_ns.len() as u64 == t.rounds,
+                Verdict::of(t.recovery_ns.len() as u64 == t.rounds),
             ),
             (
                 "stress: torn reads".to_owned(),
                 s.torn_reads.to_string(),
-                s.torn_reads == 0,
+                Verdict::of(s.torn_reads == 0),
             ),
             (
                 "stress: lost updates".to_owned(),
                 s.lost_updates().to_string(),
-                s.lost_updates() == 0,
+                Verdict::of(s.lost_updates() == 0),
             ),
             (
                 "stress: every process progressed".to_owned(),
                 format!("fewest operations: {}", s.ops.iter().min().unwrap_or(&0)),
-                !s.ops.is_empty() && s.ops.iter().all(|&o| o > 0),
+                Verdict::of(!s.ops.is_empty() && s.ops.iter().all(|&o| o > 0)),
             ),
             (
                 "lifetime races: violations".to_owned(),
                 r.violations.len().to_string(),
-                r.violations.is_empty(),
+                Verdict::of(r.violations.is_empty()),
             ),
             (
-                "lifetime races: names left behind".to_owned(),
+                "lifetime races: names left after the next reclaim".to_owned(),
                 r.leaked.to_string(),
-                r.leaked == 0,
+                Verdict::of(r.leaked == 0),
             ),
         ];
         for tool in &self.tools {
-            let (found, ok) = match &tool.outcome {
-                tools::Outcome::Passed => ("passed".to_owned(), true),
-                tools::Outcome::Failed => ("failed".to_owned(), false),
-                // Not run is not a failure of shmbox; the report says why.
-                tools::Outcome::Skipped(why) => (format!("skipped: {why}"), true),
+            let (found, verdict) = match &tool.outcome {
+                tools::Outcome::Passed => ("passed".to_owned(), Verdict::Held),
+                tools::Outcome::Failed => ("failed".to_owned(), Verdict::Failed),
+                // Not run says nothing about shmbox; the report says why.
+                tools::Outcome::Skipped(why) => (format!("not run: {why}"), Verdict::Skipped),
             };
-            v.push((tool.name.clone(), found, ok));
+            v.push((tool.name.clone(), found, verdict));
         }
         v
     }
 
+    /// No check failed (skipped ones do not count either way).
     pub fn all_held(&self) -> bool {
-        self.verdicts().iter().all(|(_, _, ok)| *ok)
+        self.verdicts()
+            .iter()
+            .all(|(_, _, verdict)| *verdict != Verdict::Failed)
     }
 }
 

@@ -65,8 +65,13 @@ fn main() -> ExitCode {
     let progress = |what: &str| eprintln!("shmbox-reliability: {what}");
     match shmbox_reliability::run(&config, &spawn, &progress) {
         Ok(results) => {
-            for (what, found, ok) in results.verdicts() {
-                eprintln!("{} {what}: {found}", if ok { "  held " } else { "FAILED" });
+            for (what, found, verdict) in results.verdicts() {
+                let shown = match verdict {
+                    shmbox_reliability::Verdict::Held => "  held ",
+                    shmbox_reliability::Verdict::Failed => "FAILED ",
+                    shmbox_reliability::Verdict::Skipped => "skipped",
+                };
+                eprintln!("{shown} {what}: {found}");
             }
             eprintln!(
                 "wrote {} ({:.0} s)",

@@ -34,7 +34,11 @@ pub struct Races {
     pub crashes: u64,
     /// Removed while held, or two segments under one name: must stay 0.
     pub violations: Vec<String>,
-    /// Names left in /dev/shm after every worker had gone: must stay 0.
+    /// Names whose last holder was killed, found by the parent's reclaim
+    /// once every worker had gone (live workers reclaim others on the way).
+    pub reclaimed_at_end: u64,
+    /// Names left in /dev/shm after every worker had gone and the parent
+    /// reclaimed what dead holders left: must stay 0.
     pub leaked: u64,
 }
 
@@ -78,11 +82,14 @@ pub fn run(processes: usize, duration: Duration, seed: u64, spawn: Spawn<'_>) ->
         kid.wait(Duration::from_secs(30))?;
         collect(&mut r, &kid);
     }
+    // A name whose last holder was killed stays until a shmbox call looks.
+    let reclaimed = shmbox::reclaim().map_err(io::Error::other)?;
     for i in 0..NAMES {
         let name = name_of(&run_id, i);
+        r.reclaimed_at_end += u64::from(reclaimed.iter().any(|n| n.as_str() == name));
         if !crate::gone_within(&name, Duration::from_secs(2)) {
             r.leaked += 1;
-            let _ = shmbox::remove(&name);
+            let _ = std::fs::remove_file(crate::segment_path(&name));
         }
     }
     Ok(r)
@@ -166,13 +173,13 @@ pub fn worker(args: &[String]) -> io::Result<()> {
                 opens += 1;
                 let token = {
                     let mut guard = seg.lock().map_err(io::Error::other)?;
-                    let token = u64::from_le_bytes(guard.data()[..8].try_into().unwrap());
+                    let token: u64 = guard.read_pod(0).map_err(io::Error::other)?;
                     if token != 0 {
                         token
                     } else {
                         creates += 1;
                         let fresh = rng.next_u64() | 1;
-                        guard.data_mut()[..8].copy_from_slice(&fresh.to_le_bytes());
+                        guard.write_pod(0, &fresh).map_err(io::Error::other)?;
                         fresh
                     }
                 };

@@ -3,8 +3,8 @@
 use std::fmt::Write as _;
 use std::io;
 
-use crate::Results;
 use crate::tools::Outcome;
+use crate::{Results, Verdict};
 
 /// The current time as `YYYY-MM-DDTHH:MM:SSZ`.
 pub fn utc_now() -> String {
@@ -76,11 +76,15 @@ pub fn markdown(r: &Results) -> String {
 
     let _ = writeln!(m, "## Summary\n");
     let _ = writeln!(m, "| check | found | |\n|---|---|---|");
-    for (what, found, ok) in r.verdicts() {
+    for (what, found, verdict) in r.verdicts() {
         let _ = writeln!(
             m,
             "| {what} | {found} | {} |",
-            if ok { "held" } else { "**failed**" }
+            match verdict {
+                Verdict::Held => "held",
+                Verdict::Failed => "**failed**",
+                Verdict::Skipped => "skipped",
+            }
         );
     }
     let _ = writeln!(m);
@@ -88,6 +92,8 @@ pub fn markdown(r: &Results) -> String {
     let t = &r.torture;
     let mut rec = t.recovery_ns.clone();
     rec.sort_unstable();
+    let mut reclaim = t.reclaim_ns.clone();
+    reclaim.sort_unstable();
     let _ = writeln!(m, "## Crash torture\n");
     let _ = writeln!(
         m,
@@ -96,8 +102,12 @@ pub fn markdown(r: &Results) -> String {
          most of the time it holds the lock), while a locker takes the lock, checks \
          the record and writes its own, and a reader reads without the lock. After \
          a random 2–15 ms the victim gets SIGKILL. Then the locker and the reader \
-         either leave or are killed too (at random), and the segment, an \
-         until-last-close one that the parent let go of, must be gone within 2 s.\n"
+         either leave or are killed too (at random). The segment is an \
+         until-last-close one that the parent let go of: when they leave, the last \
+         one's close must remove it (within 2 s); when they are killed, nobody is \
+         left to remove it, since shmbox starts no helper process, so it stays until \
+         the next shmbox call looks, and the parent's `shmbox::reclaim()` must \
+         remove it.\n"
     );
     let _ = writeln!(m, "| | |\n|---|---:|");
     let rows: Vec<(&str, String)> = vec![
@@ -141,7 +151,23 @@ pub fn markdown(r: &Results) -> String {
             "rounds whose survivors were killed too",
             t.survivors_killed.to_string(),
         ),
-        ("leaked /dev/shm entries", t.leaked.to_string()),
+        (
+            "rounds whose holders all died, leaving the name for the next call",
+            t.left_for_reclaim.to_string(),
+        ),
+        (
+            "… removed by the next `reclaim()`",
+            format!(
+                "{} (the call took p50 {}, max {})",
+                t.reclaim_ns.len(),
+                ms(percentile(&reclaim, 50.0)),
+                ms(reclaim.last().copied().unwrap_or(0))
+            ),
+        ),
+        (
+            "leaked /dev/shm entries (after a close, or after that reclaim)",
+            t.leaked.to_string(),
+        ),
     ];
     for (k, v) in rows {
         let _ = writeln!(m, "| {k} | {v} |");
@@ -210,7 +236,11 @@ pub fn markdown(r: &Results) -> String {
             q.violations.len().to_string(),
         ),
         (
-            "names left behind after all processes ended",
+            "names whose last holder was killed, reclaimed at the end",
+            q.reclaimed_at_end.to_string(),
+        ),
+        (
+            "names left behind after all processes ended and that reclaim",
             q.leaked.to_string(),
         ),
     ];

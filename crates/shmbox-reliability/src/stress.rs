@@ -133,7 +133,8 @@ pub fn worker(args: &[String]) -> io::Result<()> {
             }
             7 | 8 => {
                 let mut guard = seg.lock().map_err(io::Error::other)?;
-                let Some(count) = record::check(&guard.data()[..record::LEN]) else {
+                let current: [u8; record::LEN] = guard.read_pod(0).map_err(io::Error::other)?;
+                let Some(count) = record::check(&current) else {
                     torn += 1;
                     continue;
                 };

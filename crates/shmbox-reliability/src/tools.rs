@@ -47,6 +47,28 @@ fn nightly_has(subcommand: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// Makes `cargo +nightly SUBCOMMAND` work if it can: installs what is missing
+/// with `install` (a command and its arguments). `Err` says why not.
+fn ensure(subcommand: &str, install: &[&str]) -> Result<(), String> {
+    if nightly_has(subcommand) {
+        return Ok(());
+    }
+    let shown = install.join(" ");
+    match Command::new(install[0]).args(&install[1..]).output() {
+        Ok(out) if out.status.success() && nightly_has(subcommand) => Ok(()),
+        Ok(out) => Err(format!(
+            "`{shown}` did not make it work: {}",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("no message")
+                .trim()
+        )),
+        Err(e) => Err(format!("could not run `{shown}`: {e}")),
+    }
+}
+
 fn run(name: &str, shown: &str, mut command: Command, summarise: fn(&str) -> String) -> ToolRun {
     let started = Instant::now();
     let output = command.output();
@@ -103,13 +125,11 @@ pub fn loom(root: &Path) -> ToolRun {
 /// Miri on the library's unit tests (those that need no operating system).
 pub fn miri(root: &Path) -> ToolRun {
     let shown = "cargo +nightly miri test -p shmbox --lib";
-    if !nightly_has("miri") {
+    if let Err(why) = ensure("miri", &["rustup", "+nightly", "component", "add", "miri"]) {
         return ToolRun {
             name: "miri".into(),
             command: shown.into(),
-            outcome: Outcome::Skipped(
-                "no nightly toolchain with miri (rustup +nightly component add miri)".into(),
-            ),
+            outcome: Outcome::Skipped(format!("no nightly toolchain with miri: {why}")),
             seconds: 0.0,
             detail: String::new(),
         };
@@ -125,13 +145,13 @@ pub fn miri(root: &Path) -> ToolRun {
 pub fn fuzz(root: &Path, target: &str, seconds: u64) -> ToolRun {
     let shown = format!("cargo +nightly fuzz run {target} -- -max_total_time={seconds}");
     let name = format!("fuzz {target}");
-    if !nightly_has("fuzz") {
+    if let Err(why) = ensure("fuzz", &["cargo", "install", "--locked", "cargo-fuzz"]) {
         return ToolRun {
             name,
             command: shown,
-            outcome: Outcome::Skipped(
-                "cargo-fuzz or a nightly toolchain is missing (cargo install cargo-fuzz)".into(),
-            ),
+            outcome: Outcome::Skipped(format!(
+                "cargo-fuzz or a nightly toolchain is missing: {why}"
+            )),
             seconds: 0.0,
             detail: String::new(),
         };

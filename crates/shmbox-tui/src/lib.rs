@@ -7,8 +7,8 @@
 //! processes' writes as they happen.
 //!
 //! Nothing here polls. One thread blocks reading terminal events, another
-//! sleeps in the segment's change notification, and the main thread sleeps
-//! on a channel that both feed.
+//! sleeps in the segment's change notification (waking only to see whether
+//! the demo quits), and the main thread sleeps on a channel that both feed.
 
 mod app;
 mod ui;
@@ -82,7 +82,9 @@ pub fn run(name: &str, size: Option<usize>) -> Result<(), DemoError> {
     }
     let segment = Arc::new(open(name, size)?);
     let (tx, rx) = mpsc::channel();
-    watch_changes(Arc::clone(&segment), tx.clone());
+    // Dropped on every way out, a panic's too: its handle on the segment is
+    // closed before the process exits, and the last demo removes the segment.
+    let _watcher = watch_changes(Arc::clone(&segment), tx.clone());
     quit_on_signals(tx.clone())?;
 
     let mut terminal = start_terminal()?;
@@ -131,14 +133,14 @@ fn event_loop(
 }
 
 /// Reports each commit, from the segment's change notification.
-fn watch_changes(segment: Arc<Segment>, tx: Sender<Wake>) {
+fn watch_changes(segment: Arc<Segment>, tx: Sender<Wake>) -> shmbox_form::Watcher {
     shmbox_form::watch_changes(segment, move |change| {
         let wake = match change {
             Ok(generation) => Wake::Changed(generation),
             Err(e) => Wake::WatchFailed(e),
         };
         tx.send(wake).is_ok()
-    });
+    })
 }
 
 /// Blocks reading terminal events and passes them on.

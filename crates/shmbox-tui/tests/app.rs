@@ -426,7 +426,7 @@ fn torn_data_is_reported_not_loaded() {
     let writer = other(&seg);
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mut guard = writer.lock().unwrap();
-        guard.data_mut()[..4].copy_from_slice(b"half");
+        guard.data_mut().copy_from_slice(0, b"half").unwrap();
         panic!("the writer dies mid-write");
     }));
     let mut app = App::new(seg);

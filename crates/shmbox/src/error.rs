@@ -126,6 +126,34 @@ pub enum Error {
         size: usize,
     },
 
+    /// A range of bytes that does not lie within a view of the data (see
+    /// [`SharedBytes`](crate::SharedBytes)): unlike the clamped
+    /// [`Segment::write`](crate::Segment::write), exact copies need every
+    /// byte to fit.
+    #[error("bytes {offset}..{offset}+{len} do not lie within the {size} bytes at hand")]
+    OutOfBounds {
+        /// Where the range starts.
+        offset: usize,
+        /// How many bytes it covers.
+        len: usize,
+        /// How many bytes there are.
+        size: usize,
+    },
+
+    /// The handle was inherited by a child made by `fork()`: its locks and
+    /// its hold on the segment belong to the process that opened it, so it
+    /// cannot be used here.
+    #[error(
+        "segment {name:?} was opened by process {opened_by}, and this process is a child \
+         made by fork() since; a handle cannot cross fork() (open the segment again here)"
+    )]
+    Forked {
+        /// The segment's name.
+        name: String,
+        /// The pid of the process that opened the handle.
+        opened_by: u32,
+    },
+
     /// A wait ran out of time.
     #[error("{}", timeout_message(name, *waiting_for, *timeout))]
     Timeout {
@@ -309,12 +337,14 @@ impl Error {
             | Error::PermissionDenied { name, .. }
             | Error::Inconsistent { name, .. }
             | Error::Truncated { name }
+            | Error::Forked { name, .. }
             | Error::Busy { name, .. }
             | Error::NoSpace { name, .. }
             | Error::Io { name, .. } => Some(name),
             Error::InvalidSize { .. }
             | Error::InvalidMode { .. }
             | Error::OutOfRange { .. }
+            | Error::OutOfBounds { .. }
             | Error::Unsupported { .. } => None,
         }
     }
@@ -330,7 +360,8 @@ impl Error {
             Error::InvalidName { .. }
             | Error::InvalidSize { .. }
             | Error::InvalidMode { .. }
-            | Error::OutOfRange { .. } => io::ErrorKind::InvalidInput,
+            | Error::OutOfRange { .. }
+            | Error::OutOfBounds { .. } => io::ErrorKind::InvalidInput,
             Error::NotFound { .. } => io::ErrorKind::NotFound,
             Error::AlreadyExists { .. } => io::ErrorKind::AlreadyExists,
             Error::Timeout { .. } | Error::NotInitialized { .. } => io::ErrorKind::TimedOut,
@@ -344,7 +375,7 @@ impl Error {
             | Error::PermissionDenied { .. } => io::ErrorKind::PermissionDenied,
             Error::Busy { .. } => io::ErrorKind::ResourceBusy,
             Error::NoSpace { .. } => io::ErrorKind::StorageFull,
-            Error::Unsupported { .. } => io::ErrorKind::Unsupported,
+            Error::Unsupported { .. } | Error::Forked { .. } => io::ErrorKind::Unsupported,
             Error::Io { source, .. } => source.kind(),
         }
     }

@@ -104,6 +104,7 @@ impl Header {
     /// The mapping is not yet visible under its name when this runs; the
     /// `init_state` word is still stored last, with release ordering, for
     /// openers of other implementations that create in place.
+    #[cfg_attr(all(target_os = "linux", not(miri)), allow(dead_code))] // Linux writes `initial_bytes`
     pub(crate) fn initialise(
         &self,
         capacity: u64,
@@ -123,6 +124,38 @@ impl Header {
         self.created_unix_ns.store(now_ns, Relaxed);
         self.init_state.store(INIT_READY, Release);
     }
+}
+
+/// The bytes of a new segment's header, as [`Header::initialise`] leaves
+/// them: for writing with `pwrite` before the segment has a name or a
+/// mapping.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+pub(crate) fn initial_bytes(
+    capacity: u64,
+    lifetime: Lifetime,
+    flags: u32,
+    pid: u32,
+    now_ns: u64,
+) -> [u8; HEADER_SIZE] {
+    let mut b = [0u8; HEADER_SIZE];
+    let mut put =
+        |offset: usize, bytes: &[u8]| b[offset..offset + bytes.len()].copy_from_slice(bytes);
+    put(offset_of!(Header, magic), &MAGIC);
+    put(
+        offset_of!(Header, format_version),
+        &FORMAT_VERSION.to_le_bytes(),
+    );
+    put(
+        offset_of!(Header, header_size),
+        &(HEADER_SIZE as u32).to_le_bytes(),
+    );
+    put(offset_of!(Header, capacity), &capacity.to_le_bytes());
+    put(offset_of!(Header, lifetime), &lifetime.code().to_le_bytes());
+    put(offset_of!(Header, flags), &flags.to_le_bytes());
+    put(offset_of!(Header, creator_pid), &pid.to_le_bytes());
+    put(offset_of!(Header, created_unix_ns), &now_ns.to_le_bytes());
+    put(offset_of!(Header, init_state), &INIT_READY.to_le_bytes());
+    b
 }
 
 impl Header {
@@ -379,6 +412,41 @@ mod tests {
         assert!(
             matches!(check(&|b| b[28] = 1, file), Err(HeaderProblem::Corrupt(r)) if r.contains("flags"))
         );
+    }
+
+    #[test]
+    fn initial_bytes_are_what_initialise_writes() {
+        let h = Header {
+            magic: AtomicU64::new(0),
+            format_version: AtomicU32::new(0),
+            header_size: AtomicU32::new(0),
+            capacity: AtomicU64::new(0),
+            lifetime: AtomicU32::new(0),
+            flags: AtomicU32::new(0),
+            init_state: AtomicU32::new(0),
+            creator_pid: AtomicU32::new(0),
+            created_unix_ns: AtomicU64::new(0),
+            _reserved0: std::array::from_fn(|_| AtomicU8::new(0)),
+            lock_word: AtomicU32::new(0),
+            lock_owner_pid: AtomicU32::new(0),
+            owner_deaths: AtomicU32::new(0),
+            handoff_at_ms: AtomicU32::new(0),
+            _reserved1: std::array::from_fn(|_| AtomicU8::new(0)),
+            seq: AtomicU64::new(0),
+            notify_word: AtomicU32::new(0),
+            last_writer_pid: AtomicU32::new(0),
+            last_write_unix_s: AtomicU64::new(0),
+            notify_sleepers: AtomicU32::new(0),
+            _reserved2: std::array::from_fn(|_| AtomicU8::new(0)),
+            _reserved3: std::array::from_fn(|_| AtomicU8::new(0)),
+        };
+        h.initialise(4000, Lifetime::UntilLastClose, 0, 4321, 1_700_000_000_123);
+        let bytes = initial_bytes(4000, Lifetime::UntilLastClose, 0, 4321, 1_700_000_000_123);
+        let parsed = HeaderFields::parse(&bytes);
+        assert_eq!(parsed, h.fields());
+        assert_eq!(parsed.validate(256 + 4000), Ok(()));
+        // Nothing else is set: the lock, seqlock and reserved bytes are zero.
+        assert!(bytes[48..].iter().all(|&b| b == 0));
     }
 
     #[test]

@@ -62,13 +62,19 @@
 #[cfg(not(loom))]
 mod error;
 #[cfg(not(loom))]
+mod guard;
+#[cfg(not(loom))]
 mod header;
+#[cfg(not(loom))]
+mod info;
 pub(crate) mod lock;
 #[cfg(all(test, loom))]
 mod loom_models;
 #[cfg(not(loom))]
 mod name;
 pub(crate) mod notify;
+#[cfg(not(loom))]
+mod options;
 #[cfg(not(loom))]
 mod segment;
 #[cfg(any(windows, loom))]
@@ -79,6 +85,8 @@ mod shared_bytes;
 pub(crate) mod sync;
 #[cfg(not(loom))]
 mod sys;
+#[cfg(not(loom))]
+mod view;
 
 /// The README's examples, compiled as doc tests.
 #[cfg(doctest)]
@@ -88,9 +96,63 @@ struct ReadmeExamples;
 #[cfg(not(loom))]
 pub use error::{Error, Result, WaitFor};
 #[cfg(not(loom))]
+pub use guard::{OwnerDied, SegmentGuard};
+#[cfg(not(loom))]
+pub use info::{LockState, SegmentInfo, info, list};
+#[cfg(not(loom))]
 pub use name::SegmentName;
 #[cfg(not(loom))]
-pub use segment::{
-    Copied, DEFAULT_INIT_TIMEOUT, DEFAULT_TIMEOUT, Lifetime, LockState, OwnerDied, Segment,
-    SegmentGuard, SegmentInfo, SegmentOptions, Snapshot, info, list, remove,
-};
+pub use options::{DEFAULT_INIT_TIMEOUT, DEFAULT_TIMEOUT, Lifetime, SegmentOptions};
+#[cfg(not(loom))]
+pub use segment::{Copied, Segment, Snapshot, reclaim, remove};
+#[cfg(not(loom))]
+pub use view::{SharedBytes, SharedBytesMut};
+
+/// The crate behind [`SegmentGuard::read_pod`] and
+/// [`SegmentGuard::write_pod`], re-exported so that `#[derive(Pod,
+/// Zeroable)]` on your own structs matches the version shmbox uses.
+#[cfg(not(loom))]
+pub use bytemuck;
+
+/// Lets this process survive a segment's file being cut short while it is
+/// mapped: installs a SIGBUS handler for the whole process, once.
+///
+/// A process of the same user (or root) can `ftruncate` a segment's file
+/// while it is open here. Touching the part that is gone then raises SIGBUS,
+/// which kills the process. After this call it does not: the handler
+/// replaces the missing pages with zero pages, and every operation on that
+/// segment's handles fails with [`Error::Truncated`] from then on. It acts
+/// only on faults the kernel raised for a missing page (`BUS_ADRERR`) inside
+/// a segment this crate mapped; every other SIGBUS goes to the handler that
+/// was installed before, with that handler's flags and signal mask, or, if
+/// there was none, kills the process as it would have.
+///
+/// shmbox never installs it on its own: a library should not take over a
+/// process-wide signal unasked. The `shmbox` command and the demos call it.
+/// Segments opened before the call are covered too. Calling it again does
+/// nothing.
+///
+/// **A handler installed later** replaces this one, as with any signal
+/// handler; protection then depends on that handler passing faults it does
+/// not recognise to the one it replaced (the usual practice: save the old
+/// action with `sigaction` and call it). Windows needs none of this
+/// (sections cannot be cut short), and there this returns `Ok` and does
+/// nothing.
+///
+/// # Errors
+///
+/// [`Error::Io`] if the system refused the handler.
+///
+/// ```
+/// shmbox::install_sigbus_handler()?;
+/// shmbox::install_sigbus_handler()?; // a second call does nothing
+/// # Ok::<(), shmbox::Error>(())
+/// ```
+#[cfg(not(loom))]
+pub fn install_sigbus_handler() -> Result<()> {
+    sys::install_sigbus_handler().map_err(|source| Error::Io {
+        name: String::new(),
+        operation: "installing the SIGBUS handler",
+        source,
+    })
+}

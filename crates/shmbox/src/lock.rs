@@ -47,6 +47,11 @@
 //! A lock id belongs to one open handle, which proves it is alive by holding a
 //! kernel lock that the kernel drops when the process dies (see `sys`). So a
 //! dead holder is recognised without trusting pids, which the system reuses.
+//! A waiter that takes the lock over from a dead holder first reserves the
+//! dead id ([`Parker::reserve_dead`]) and makes its compare-and-swap while it
+//! holds the reservation: no new handle can be given that id meanwhile, so
+//! the owner it replaces is the dead one, never a live newcomer with the same
+//! id (ABA).
 //! Waiters sleep in the kernel and are woken by unlock; they also wake on a
 //! short, growing timer ([`FIRST_CHECK`] up to [`MAX_CHECK`]) to ask whether the
 //! holder is still alive, because nothing wakes a futex waiter when a process
@@ -88,6 +93,13 @@ pub(crate) trait Parker {
     /// Whether the handle that owns lock id `id` is still open. When the answer
     /// cannot be known, this says `true`: a live holder must never lose its lock.
     fn is_alive(&self, id: u32) -> bool;
+    /// Proof that no open handle has lock id `id`, which keeps any handle
+    /// from being given that id until it is dropped.
+    type Reservation;
+    /// If no open handle has lock id `id`, reserves it until the result is
+    /// dropped. `None` if a handle has it, another reservation holds it, or
+    /// the answer cannot be known.
+    fn reserve_dead(&self, id: u32) -> Option<Self::Reservation>;
     /// The current time.
     fn now(&self) -> Instant {
         Instant::now()
@@ -107,6 +119,7 @@ pub(crate) trait Parker {
 /// owner still recorded in the word is one that ended without unlocking.
 /// Flag bits are kept (watchers may set theirs meanwhile). Returns whether
 /// such a stale owner was replaced.
+#[cfg_attr(not(any(windows, loom)), allow(dead_code))]
 pub(crate) fn take_under_os_mutex(word: &AtomicU32, id: u32) -> bool {
     let mut current = word.load(Ordering::Relaxed);
     loop {
@@ -161,28 +174,65 @@ pub(crate) fn try_lock(word: &AtomicU32, me: u32, parker: &impl Parker) -> Optio
     let mut w = word.load(Ordering::Relaxed);
     loop {
         let owner = w & OWNER_MASK;
-        let (new, how) = if owner == 0 {
+        if owner == 0 {
             // Free, or reserved for a sleeper; try_lock does not wait, so it
             // takes a reserved lock too. WAITERS stays so sleepers are woken.
-            (me | (w & (WAITERS | WATCHERS)), Acquired::Clean)
-        } else if owner != me && !parker.is_alive(owner) {
-            (
-                me | (w & (WAITERS | HANDOFF | WATCHERS)),
-                Acquired::OwnerDied,
-            )
+            let new = me | (w & (WAITERS | WATCHERS));
+            match word.compare_exchange(w, new, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => return Some(Acquired::Clean),
+                Err(current) => w = current,
+            }
+        } else if owner != me {
+            match take_over(word, owner, me, 0, parker) {
+                TakeOver::Taken => return Some(Acquired::OwnerDied),
+                TakeOver::Alive => return None,
+                TakeOver::Changed => w = word.load(Ordering::Relaxed),
+            }
         } else {
             return None;
-        };
-        match word.compare_exchange(w, new, Ordering::Acquire, Ordering::Relaxed) {
-            Ok(_) => return Some(how),
-            Err(current) => w = current,
         }
     }
 }
 
+/// What an attempt to take the lock over from `owner` came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TakeOver {
+    /// `owner` was dead; the lock is now ours.
+    Taken,
+    /// `owner` lives (or that cannot be known).
+    Alive,
+    /// The word no longer names `owner`: look again.
+    Changed,
+}
+
+/// Takes the lock from `owner` if it is dead, keeping the word's flags and
+/// adding `extra`. The compare-and-swap runs while the dead id is reserved,
+/// so it cannot replace a live handle that was given the same id after the
+/// check (see the module documentation).
+#[cold]
+fn take_over(word: &AtomicU32, owner: u32, me: u32, extra: u32, parker: &impl Parker) -> TakeOver {
+    let Some(reservation) = parker.reserve_dead(owner) else {
+        return TakeOver::Alive;
+    };
+    let mut w = word.load(Ordering::Relaxed);
+    let taken = loop {
+        if w & OWNER_MASK != owner {
+            break TakeOver::Changed;
+        }
+        let new = me | (w & (WAITERS | HANDOFF | WATCHERS)) | extra;
+        match word.compare_exchange_weak(w, new, Ordering::Acquire, Ordering::Relaxed) {
+            Ok(_) => break TakeOver::Taken,
+            Err(current) => w = current,
+        }
+    };
+    drop(reservation);
+    taken
+}
+
 /// Takes the lock, waiting up to `timeout` (forever if `None`).
-/// Returns `None` on timeout. (The segment inlines the fast path itself.)
-#[cfg(any(test, loom))]
+/// Returns `None` on timeout. (The Linux backend inlines the fast path
+/// itself.)
+#[cfg_attr(not(any(test, loom, miri)), allow(dead_code))]
 #[inline]
 pub(crate) fn lock(
     word: &AtomicU32,
@@ -239,16 +289,13 @@ pub(crate) fn lock_slow(
 
         if owner != 0 && owner != me && check_owner {
             check_owner = false;
-            if !parker.is_alive(owner) {
-                let keep = (w & (WAITERS | HANDOFF | WATCHERS)) | if slept { WAITERS } else { 0 };
-                if word
-                    .compare_exchange(w, me | keep, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
-                {
-                    return Some(Acquired::OwnerDied);
+            match take_over(word, owner, me, if slept { WAITERS } else { 0 }, parker) {
+                TakeOver::Taken => return Some(Acquired::OwnerDied),
+                TakeOver::Alive => {}
+                TakeOver::Changed => {
+                    check_owner = true;
+                    continue;
                 }
-                check_owner = true;
-                continue;
             }
         }
 
@@ -394,6 +441,10 @@ mod tests {
         fn wake_all(&self, _: &AtomicU32) {}
         fn is_alive(&self, id: u32) -> bool {
             !self.dead.lock().unwrap().contains(&id)
+        }
+        type Reservation = ();
+        fn reserve_dead(&self, id: u32) -> Option<()> {
+            (!self.is_alive(id)).then_some(())
         }
         fn shared_clock_ms(&self) -> u32 {
             self.clock_ms.load(Ordering::Relaxed)

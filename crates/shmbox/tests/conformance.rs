@@ -103,7 +103,7 @@ fn run_role(role: &str, args: &[String]) {
         "exit-mid-write" => {
             let seg = Segment::open(arg(0)).unwrap();
             let mut guard = seg.lock().unwrap();
-            guard.data_mut()[..4].copy_from_slice(b"half");
+            guard.data_mut().copy_from_slice(0, b"half").unwrap();
             std::mem::forget(guard);
             std::process::exit(0);
         }
@@ -119,9 +119,8 @@ fn run_role(role: &str, args: &[String]) {
             let times: u64 = arg(1).parse().unwrap();
             for _ in 0..times {
                 let mut guard = seg.lock().unwrap();
-                let data = guard.data_mut();
-                let n = u64::from_le_bytes(data[..8].try_into().unwrap());
-                data[..8].copy_from_slice(&(n + 1).to_le_bytes());
+                let n: u64 = guard.read_pod(0).unwrap();
+                guard.write_pod(0, &(n + 1)).unwrap();
             }
             println!("done");
         }
@@ -301,7 +300,7 @@ fn a_holder_that_exits_without_unlocking_is_reported_dead() {
     let died = guard.owner_died().expect("the holder's death is reported");
     assert!(!died.mid_write);
     assert!(guard.is_consistent());
-    assert_eq!(guard.data(), b"intact\0\0");
+    assert_eq!(guard.data().to_vec().unwrap(), b"intact\0\0");
     drop(guard);
     let next = seg.lock().unwrap();
     assert!(next.owner_died().is_none(), "reported once");
@@ -330,7 +329,7 @@ fn a_writer_that_exits_mid_write_leaves_the_data_marked_torn() {
     let died = guard.owner_died().expect("reported");
     assert!(died.mid_write);
     assert!(!guard.is_consistent());
-    assert_eq!(guard.data(), b"halfe!!!");
+    assert_eq!(guard.data().to_vec().unwrap(), b"halfe!!!");
     guard.mark_consistent();
     drop(guard);
     assert_eq!(seg.read_consistent(0, 8).unwrap().data, b"halfe!!!");

@@ -68,7 +68,9 @@ mod linux {
             until_last_close_is_gone_after_the_last_close,
             until_last_close_is_gone_after_the_last_holder_is_killed,
             until_last_close_survives_a_killed_holder_while_another_holds_it,
-            reaper_keeps_none_of_its_parents_memory,
+            opening_starts_no_process_and_installs_no_signal_handler,
+            prefork_workers_do_not_keep_a_killed_parent_lock_alive,
+            a_forked_child_dropping_its_copy_leaves_the_parent_alone,
             persistent_stays_until_removed,
             remove_refuses_an_until_last_close_segment_in_use,
             concurrent_open_and_close_leave_nothing_behind,
@@ -121,7 +123,12 @@ mod linux {
                 let seg = Segment::open(arg(0)).unwrap();
                 let mut guard = seg.lock().unwrap();
                 let half = seg.size() / 2;
-                guard.data_mut()[..half].fill(0xEE);
+                guard
+                    .data_mut()
+                    .slice_mut(..half)
+                    .unwrap()
+                    .fill(0xEE)
+                    .unwrap();
                 println!("writing");
                 sleep_forever(guard);
             }
@@ -170,8 +177,167 @@ mod linux {
                 }
                 println!("done");
             }
+            "guest-check" => guest_check_role(arg(0)),
+            "prefork" => prefork_role(arg(0)),
+            "fork-drop" => fork_drop_role(arg(0)),
             other => panic!("unknown helper role {other}"),
         }
+    }
+
+    /// This process's children, from every thread's `children` list.
+    fn children() -> Vec<u32> {
+        let mut found = Vec::new();
+        for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+            let list = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            found.extend(list.split_whitespace().map(|p| p.parse::<u32>().unwrap()));
+        }
+        found
+    }
+
+    fn sigbus_action() -> libc::sighandler_t {
+        // SAFETY: a plain struct; all zeroes is valid, and sigaction fills it.
+        let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: reads the current action only.
+        let read = unsafe { libc::sigaction(libc::SIGBUS, std::ptr::null(), &mut action) };
+        assert_eq!(read, 0);
+        action.sa_sigaction
+    }
+
+    /// Creates, opens, uses and closes segments with the default options,
+    /// and reports whether that started a process or changed the SIGBUS
+    /// action.
+    fn guest_check_role(name: &str) {
+        let children_before = children();
+        let sigbus_before = sigbus_action();
+        let seg = Segment::create(name, 4096).unwrap();
+        let other = Segment::open(name).unwrap();
+        let third = Segment::open_or_create(name, 4096).unwrap();
+        seg.write(0, b"guest").unwrap();
+        assert_eq!(other.read(0, 5).unwrap(), b"guest");
+        drop(other.lock().unwrap());
+        shmbox::reclaim().unwrap();
+        shmbox::list().unwrap();
+        // A forked helper would show up at once; give a late one a moment.
+        std::thread::sleep(Duration::from_millis(100));
+        let children_after = children();
+        let sigbus_after = sigbus_action();
+        drop((seg, other, third));
+        println!(
+            "children {} -> {}, sigbus {}",
+            children_before.len(),
+            children_after.len(),
+            if sigbus_before == sigbus_after {
+                "unchanged"
+            } else {
+                "changed"
+            }
+        );
+    }
+
+    /// The prefork pattern: open a segment, fork four workers that use the
+    /// library (each tries the inherited handle, then opens its own and
+    /// counts under the lock), then take the lock and wait to be killed.
+    fn prefork_role(name: &str) {
+        let seg = Segment::open(name).unwrap();
+        let mut workers = Vec::new();
+        for slot in 0..4usize {
+            // SAFETY: this helper process has a single thread (it runs
+            // before any test harness), so the child may run any code.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                // The parent's alarm is not inherited; the test kills us, or
+                // this does.
+                // SAFETY: alarm takes a plain integer.
+                unsafe { libc::alarm(60) };
+                let inherited = match seg.write(0, b"from a child") {
+                    Err(Error::Forked { opened_by, .. }) if opened_by != std::process::id() => {
+                        "forked"
+                    }
+                    Err(_) => "other error",
+                    Ok(_) => "accepted",
+                };
+                let own = Segment::open(name).unwrap();
+                for _ in 0..100 {
+                    let mut guard = own.lock().unwrap();
+                    let at = 8 + 8 * slot;
+                    let v: u64 = guard.read_pod(at).unwrap();
+                    guard.write_pod(at, &(v + 1)).unwrap();
+                }
+                println!("worker {} {inherited}", std::process::id());
+                // Then says so in the segment, so the parent knows this line
+                // came before its own.
+                own.lock().unwrap().write_pod(40 + 8 * slot, &1u64).unwrap();
+                // Keeps both handles, the inherited one too, and lives on.
+                sleep_forever((seg, own));
+            }
+            assert!(pid > 0, "fork failed");
+            workers.push(pid);
+        }
+        // Wait for the workers to finish (they count to 100 each, then mark
+        // their done flag).
+        loop {
+            let guard = seg.lock().unwrap();
+            let done: u64 = (0..4)
+                .map(|i| guard.read_pod::<u64>(40 + 8 * i).unwrap())
+                .sum();
+            if done == 4 {
+                std::mem::forget(guard); // held until this process is killed
+                break;
+            }
+            drop(guard);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        println!("locked");
+        sleep_forever(seg);
+    }
+
+    /// Creates an until-last-close segment, holds its lock, forks a child
+    /// that uses and drops its inherited copy, and checks that the segment,
+    /// its name and the lock are all still this process's.
+    fn fork_drop_role(name: &str) {
+        let seg = Segment::create(name, 64).unwrap();
+        seg.write(0, b"parent").unwrap();
+        let guard = seg.lock().unwrap();
+        // SAFETY: single-threaded helper, as in `prefork_role`.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let mut code = 0;
+            if !matches!(seg.lock_timeout(Duration::ZERO), Err(Error::Forked { .. })) {
+                code |= 1;
+            }
+            if !matches!(seg.read(0, 6), Err(Error::Forked { .. })) {
+                code |= 2;
+            }
+            // The generation is readable: the memory is there.
+            if seg.generation() != 1 {
+                code |= 4;
+            }
+            // Dropping the guard and the handle must release nothing.
+            drop(guard);
+            drop(seg);
+            // SAFETY: ends the child at once, without the parent's exit code.
+            unsafe { libc::_exit(code) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for our own child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert!(libc::WIFEXITED(status), "child status {status:#x}");
+        let child = libc::WEXITSTATUS(status);
+        let named = segment_path(name).exists();
+        let info = shmbox::info(name).unwrap();
+        let other = Segment::open(name).unwrap();
+        let still_locked = other.try_lock().unwrap().is_none();
+        let text = other.read_consistent(0, 6).unwrap().data;
+        drop(guard);
+        let free_now = other.try_lock().unwrap().is_some();
+        println!(
+            "child {child} named {named} held-by-us {} locked {still_locked} text {} free-after {free_now}",
+            info.lock
+                == LockState::Held {
+                    pid: Some(std::process::id())
+                },
+            String::from_utf8_lossy(&text),
+        );
     }
 
     fn sleep_forever<T>(keep: T) -> ! {
@@ -193,20 +359,14 @@ mod linux {
             let asked = Instant::now();
             let mut guard = seg.lock().unwrap();
             worst_wait = worst_wait.max(asked.elapsed());
-            let data = guard.data_mut();
-            let bump = |data: &mut [u8], at: usize| {
-                let v = u64::from_le_bytes(data[at..at + 8].try_into().unwrap());
-                data[at..at + 8].copy_from_slice(&(v + 1).to_le_bytes());
-            };
-            bump(data, 0);
-            bump(data, 8 + 8 * slot);
+            for at in [0, 8 + 8 * slot] {
+                let v: u64 = guard.read_pod(at).unwrap();
+                guard.write_pod(at, &(v + 1)).unwrap();
+            }
         }
         let guard = seg.lock().unwrap();
         let slots: Vec<String> = (0..4)
-            .map(|i| {
-                let at = 8 + 8 * i;
-                u64::from_le_bytes(guard.data()[at..at + 8].try_into().unwrap()).to_string()
-            })
+            .map(|i| guard.read_pod::<u64>(8 + 8 * i).unwrap().to_string())
             .collect();
         drop(guard);
         println!("done {} {}", worst_wait.as_micros(), slots.join(" "));
@@ -225,9 +385,8 @@ mod linux {
             let mut guard = seg.lock().unwrap();
             worst_wait = worst_wait.max(asked.elapsed());
             let at = 8 * slot;
-            let data = guard.data_mut();
-            let v = u64::from_le_bytes(data[at..at + 8].try_into().unwrap());
-            data[at..at + 8].copy_from_slice(&(v + 1).to_le_bytes());
+            let v: u64 = guard.read_pod(at).unwrap();
+            guard.write_pod(at, &(v + 1)).unwrap();
             let held = Instant::now();
             while held.elapsed() < Duration::from_micros(1) {}
             count += 1;
@@ -323,7 +482,7 @@ mod linux {
             let mut guard = seg.lock().unwrap();
             // Byte by byte, so that a kill lands in the middle of a record.
             for (i, b) in record(v).iter().enumerate() {
-                guard.data_mut()[i] = *b;
+                guard.data_mut().set(i, *b).unwrap();
             }
         }
     }
@@ -574,7 +733,10 @@ mod linux {
         let died = guard.owner_died().unwrap();
         assert_eq!((died.pid, died.mid_write), (Some(pid), true));
         assert!(!guard.is_consistent());
-        assert_eq!(&guard.data()[..32], &[0xEE; 32]); // the torn half, visible to the holder
+        assert_eq!(
+            guard.data().slice(..32).unwrap().to_vec().unwrap(),
+            [0xEE; 32]
+        ); // the torn half, visible to the holder
         drop(guard);
         match seg.read(0, 64) {
             Err(e @ Error::Inconsistent { .. }) => {
@@ -627,7 +789,7 @@ mod linux {
             // Repair for the next round, as an application would.
             let mut guard = seg.lock().unwrap();
             if !guard.is_consistent() {
-                let v = u64::from_le_bytes(guard.data()[..8].try_into().unwrap());
+                let v: u64 = guard.read_pod(0).unwrap();
                 guard.write(0, &record(v)).unwrap();
             }
             drop(guard);
@@ -786,21 +948,41 @@ mod linux {
         assert!(matches!(Segment::open(&name), Err(Error::NotFound { .. })));
     }
 
+    /// No helper process watches a segment: once its last holder is killed,
+    /// the next shmbox call that looks removes it.
     fn until_last_close_is_gone_after_the_last_holder_is_killed() {
-        let name = unique_name("ulc-kill");
-        let _cleanup = Cleanup(name.clone());
-        let mut holder = Helper::spawn("create-and-hold", &[&name]);
-        holder.expect("ready");
-        assert!(segment_path(&name).exists());
-        holder.kill();
-        let gone = wait_until("segment removed by the reaper", 5 * SECOND, || {
-            !segment_path(&name).exists()
-        });
-        eprintln!(
-            "    removed {:.1} ms after its last holder was killed",
-            gone.as_secs_f64() * 1e3
-        );
-        assert!(matches!(Segment::open(&name), Err(Error::NotFound { .. })));
+        for by in ["reclaim", "list", "info", "open"] {
+            let name = unique_name("ulc-kill");
+            let _cleanup = Cleanup(name.clone());
+            let mut holder = Helper::spawn("create-and-hold", &[&name]);
+            holder.expect("ready");
+            assert!(segment_path(&name).exists());
+            holder.kill();
+            assert!(
+                segment_path(&name).exists(),
+                "nothing removes it on its own (no helper process)"
+            );
+            let asked = Instant::now();
+            match by {
+                "reclaim" => {
+                    let removed = shmbox::reclaim().unwrap();
+                    assert!(removed.iter().any(|n| n.as_str() == name), "{removed:?}");
+                }
+                "list" => {
+                    let listed = shmbox::list().unwrap();
+                    assert!(!listed.iter().any(|i| i.name.as_str() == name));
+                }
+                "info" => assert!(matches!(shmbox::info(&name), Err(Error::NotFound { .. }))),
+                _ => assert!(matches!(Segment::open(&name), Err(Error::NotFound { .. }))),
+            }
+            let took = asked.elapsed();
+            assert!(!segment_path(&name).exists(), "{by} left it behind");
+            eprintln!(
+                "    {by}: removed in {:.2} ms after its last holder was killed",
+                took.as_secs_f64() * 1e3
+            );
+            assert!(matches!(Segment::open(&name), Err(Error::NotFound { .. })));
+        }
     }
 
     fn until_last_close_survives_a_killed_holder_while_another_holds_it() {
@@ -823,38 +1005,86 @@ mod linux {
         assert!(!segment_path(&name).exists());
     }
 
-    fn reaper_keeps_none_of_its_parents_memory() {
-        // Give this process 64 MiB of touched heap, then create a segment.
-        let ballast = vec![0x5Au8; 64 << 20];
-        let name = unique_name("reaper-memory");
-        let seg = Segment::create(&name, 64).unwrap();
-        let path = segment_path(&name);
-        let reapers = {
-            let mut found = Vec::new();
-            wait_until("the reaper starts", 5 * SECOND, || {
-                found = common::processes_with_open("shmbox-reaper", &path);
-                !found.is_empty()
-            });
-            found
-        };
-        assert_eq!(reapers.len(), 1, "one reaper per segment");
-        // The reaper takes its name before it lets its parent's memory go (it
-        // needs the heap to take the name), so it may be seen with the memory
-        // it was forked with for a moment: the memory must go, and soon.
-        let mut rss = 0;
-        let took = wait_until("the reaper lets its parent's 64 MiB go", 5 * SECOND, || {
-            rss = common::rss_kib(reapers[0]).unwrap();
-            rss < 8 * 1024
-        });
+    /// A library is a guest: the defaults start no process and install no
+    /// signal handler. (Checked in a helper, a process of its own.)
+    fn opening_starts_no_process_and_installs_no_signal_handler() {
+        let name = unique_name("guest");
+        let _cleanup = Cleanup(name.clone());
+        let mut helper = Helper::spawn("guest-check", &[&name]);
+        helper.expect("children 0 -> 0, sigbus unchanged");
+        helper.finish(10 * SECOND);
+        assert!(!segment_path(&name).exists());
+    }
+
+    /// A prefork server: the parent opens a segment, forks four workers that
+    /// keep their copies and use the library, takes the lock and is
+    /// SIGKILLed. The lock is recovered at once, although the workers live.
+    fn prefork_workers_do_not_keep_a_killed_parent_lock_alive() {
+        let name = unique_name("prefork");
+        // Last to drop: the workers hold the segment until they are killed.
+        let _cleanup = Cleanup(name.clone());
+        let seg = Segment::create(&name, 128).unwrap();
+        let mut parent = Helper::spawn("prefork", &[&name]);
+        let mut workers = Vec::new();
+        for _ in 0..4 {
+            let line = parent.line(20 * SECOND);
+            let mut words = line.split_whitespace();
+            assert_eq!(words.next(), Some("worker"), "{line}");
+            workers.push(words.next().unwrap().parse::<i32>().unwrap());
+            assert_eq!(
+                words.next(),
+                Some("forked"),
+                "a worker used its inherited handle: {line}"
+            );
+        }
+        let kill_workers = Workers(workers.clone());
+        parent.expect("locked");
+        parent.kill();
+        let asked = Instant::now();
+        let guard = seg.lock_timeout(5 * SECOND).unwrap();
+        let took = asked.elapsed();
+        let died = guard.owner_died().expect("the parent died holding it");
+        assert_eq!(died.pid, Some(parent.pid()));
+        let counted: u64 = (0..4)
+            .map(|i| guard.read_pod::<u64>(8 + 8 * i).unwrap())
+            .sum();
+        drop(guard);
+        for &pid in &workers {
+            assert!(
+                std::path::Path::new(&format!("/proc/{pid}")).exists(),
+                "worker {pid} should still be alive"
+            );
+        }
         eprintln!(
-            "    reaper resident memory: {rss} KiB (parent heap: 64 MiB), {:.1} ms after it was first seen",
+            "    recovered {:.2} ms after the kill, with 4 workers alive",
             took.as_secs_f64() * 1e3
         );
-        drop(seg);
-        wait_until("the reaper exits", 5 * SECOND, || {
-            common::rss_kib(reapers[0]).is_none()
-        });
-        drop(ballast);
+        assert!(took < Duration::from_millis(100), "took {took:?}");
+        assert_eq!(counted, 400);
+        drop(kill_workers);
+    }
+
+    /// SIGKILLs the pids when dropped.
+    struct Workers(Vec<i32>);
+
+    impl Drop for Workers {
+        fn drop(&mut self) {
+            for &pid in &self.0 {
+                // SAFETY: kill only sends a signal.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+
+    /// A child made by fork that drops its copy of the handle (and of a
+    /// guard) neither removes the segment nor releases the parent's locks.
+    fn a_forked_child_dropping_its_copy_leaves_the_parent_alone() {
+        let name = unique_name("fork-drop");
+        let _cleanup = Cleanup(name.clone());
+        let mut helper = Helper::spawn("fork-drop", &[&name]);
+        helper.expect("child 0 named true held-by-us true locked true text parent free-after true");
+        helper.finish(10 * SECOND);
+        assert!(!segment_path(&name).exists(), "gone with its last holder");
     }
 
     fn persistent_stays_until_removed() {
@@ -885,9 +1115,9 @@ mod linux {
         }
         assert!(segment_path(&name).exists());
         holder.kill();
-        wait_until("segment removed by the reaper", 5 * SECOND, || {
-            !segment_path(&name).exists()
-        });
+        // Nobody holds it now, so removing it is allowed.
+        shmbox::remove(&name).unwrap();
+        assert!(!segment_path(&name).exists());
     }
 
     fn concurrent_open_and_close_leave_nothing_behind() {
@@ -978,7 +1208,7 @@ mod linux {
         assert_eq!(info.lock, LockState::Free);
         assert_eq!(info.last_writer_pid, Some(std::process::id()));
         assert_eq!(info.creator_pid, Some(std::process::id()));
-        assert_eq!(info.mode, 0o600);
+        assert_eq!(info.mode, Some(0o600));
         assert!(info.last_write.is_some());
         assert!(
             shmbox::list()

@@ -19,6 +19,8 @@ struct InfoJson {
     lifetime: String,
     generation: u64,
     consistent: bool,
+    /// A live writer is in the middle of a write.
+    writing: bool,
     /// `free`, `held`, or `abandoned` (its holder died).
     lock_state: &'static str,
     /// The live process that holds the lock.
@@ -32,9 +34,10 @@ struct InfoJson {
     /// RFC 3339, UTC; null if the header holds no plausible time.
     created: Option<String>,
     owner_deaths: u32,
-    owner_uid: u32,
-    /// Octal, as a string: "0600".
-    mode: String,
+    /// Null on Windows, whose objects have no owner uid.
+    owner_uid: Option<u32>,
+    /// Octal, as a string: "0600"; null on Windows.
+    mode: Option<String>,
 }
 
 impl From<&SegmentInfo> for InfoJson {
@@ -52,6 +55,7 @@ impl From<&SegmentInfo> for InfoJson {
             lifetime: i.lifetime.to_string(),
             generation: i.generation,
             consistent: i.consistent,
+            writing: i.writing,
             lock_state,
             lock_owner_pid,
             abandoned_by_pid,
@@ -61,7 +65,7 @@ impl From<&SegmentInfo> for InfoJson {
             created: i.created.map(time),
             owner_deaths: i.owner_deaths,
             owner_uid: i.owner_uid,
-            mode: format!("{:04o}", i.mode),
+            mode: i.mode.map(|m| format!("{m:04o}")),
         }
     }
 }
@@ -89,7 +93,7 @@ pub fn run_info(name: &str, json: bool) -> Outcome {
         return Ok(ExitCode::SUCCESS);
     }
     let pid = |p: Option<u32>| p.map_or(String::from("?"), |p| p.to_string());
-    let rows = [
+    let mut rows = vec![
         ("name", info.name.to_string()),
         (
             "size",
@@ -100,10 +104,16 @@ pub fn run_info(name: &str, json: bool) -> Outcome {
         ("generation", info.generation.to_string()),
         (
             "consistent",
-            if info.consistent {
-                "yes".into()
-            } else {
+            if !info.consistent {
                 "no: a writer died mid-write (write to the segment to repair it)".into()
+            } else if info.writing {
+                format!(
+                    "a write is in progress (pid {} holds the lock); lock-free reads wait for \
+                     its commit",
+                    pid(info.lock_owner_pid())
+                )
+            } else {
+                "yes".into()
             },
         ),
         ("lock", lock_text(info.lock)),
@@ -123,11 +133,11 @@ pub fn run_info(name: &str, json: bool) -> Outcome {
             ),
         ),
         ("owner deaths", info.owner_deaths.to_string()),
-        (
-            "owner",
-            format!("uid {}, mode {:04o}", info.owner_uid, info.mode),
-        ),
     ];
+    // Windows objects have neither.
+    if let (Some(uid), Some(mode)) = (info.owner_uid, info.mode) {
+        rows.push(("owner", format!("uid {uid}, mode {mode:04o}")));
+    }
     for (key, value) in rows {
         writeln!(out, "{:<15} {value}", format!("{key}:"))?;
     }

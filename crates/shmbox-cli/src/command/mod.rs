@@ -3,6 +3,7 @@
 mod bench;
 mod completions;
 mod create;
+mod gc;
 mod info;
 mod lock;
 mod read;
@@ -56,13 +57,15 @@ pub fn run(command: Command) -> Outcome {
             text,
             offset,
             create,
-        } => write::run(&name, text, offset, create),
+            timeout,
+        } => write::run(&name, text, offset, create, timeout),
         Command::Read {
             name,
             offset,
             len,
+            timeout,
             format,
-        } => read::run(&name, offset, len, format.format),
+        } => read::run(&name, offset, len, timeout, format.format),
         Command::Watch {
             name,
             count,
@@ -72,6 +75,7 @@ pub fn run(command: Command) -> Outcome {
         Command::Info { name, json } => info::run_info(&name, json),
         Command::List { json } => info::run_list(json),
         Command::Rm { name } => rm::run(&name),
+        Command::Gc { watch } => gc::run(watch),
         Command::Lock {
             name,
             timeout,

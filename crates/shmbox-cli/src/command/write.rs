@@ -3,6 +3,7 @@
 use std::ffi::OsString;
 use std::io::Read as _;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use shmbox::{Error, Lifetime, Segment, SegmentOptions};
 
@@ -10,7 +11,13 @@ use super::Outcome;
 use crate::error::{CliError, shell_word};
 use crate::note;
 
-pub fn run(name: &str, text: Option<OsString>, offset: usize, create: Option<usize>) -> Outcome {
+pub fn run(
+    name: &str,
+    text: Option<OsString>,
+    offset: usize,
+    create: Option<usize>,
+    timeout: Duration,
+) -> Outcome {
     let data = match text {
         Some(text) => os_bytes(text),
         None => {
@@ -43,7 +50,7 @@ pub fn run(name: &str, text: Option<OsString>, offset: usize, create: Option<usi
         }
         .into());
     }
-    let mut guard = seg.lock()?;
+    let mut guard = seg.lock_timeout(timeout)?;
     if let Some(died) = guard.owner_died() {
         let pid = died.pid.map_or(String::from("?"), |p| p.to_string());
         let torn = if died.mid_write {

@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
-use super::{Inspected, OpenSpec};
-use crate::header::Header;
+use super::{Inspected, OpenSpec, RawLock};
+use crate::header::{Header, HeaderFields};
+use crate::lock::{Acquired, Parker, Unlocked};
 use crate::sync::AtomicU32;
 use crate::{Error, Lifetime, Result, SegmentName};
 
@@ -40,22 +41,53 @@ impl Mapping {
     pub(crate) fn is_cut(&self) -> bool {
         unreachable!("{NEVER}")
     }
-    pub(crate) fn owner_and_mode(&self) -> (u32, u32) {
+    pub(crate) fn forked(&self) -> bool {
         unreachable!("{NEVER}")
     }
-    pub(crate) fn wait(&self, _: &AtomicU32, _: u32, _: Option<Duration>) -> bool {
+    pub(crate) fn owner_and_mode(&self) -> Option<(u32, u32)> {
         unreachable!("{NEVER}")
     }
-    pub(crate) fn wake(&self, _: &AtomicU32, _: u32) {
+    pub(crate) fn note_foreign_holder(&self, _: &mut HeaderFields) {
         unreachable!("{NEVER}")
     }
-    pub(crate) fn note_foreign_holder(&self, _: &mut crate::header::HeaderFields) {
+    pub(crate) fn parker(&self) -> OsParker {
         unreachable!("{NEVER}")
     }
-    pub(crate) fn lock_os_mutex(&self, _: Duration) -> Result<super::OsLocked> {
+}
+
+impl RawLock for Mapping {
+    fn lock(&self, _: Duration) -> Result<Option<Acquired>> {
         unreachable!("{NEVER}")
     }
-    pub(crate) fn unlock_os_mutex(&self) {
+    fn try_lock(&self) -> Result<Option<Acquired>> {
+        unreachable!("{NEVER}")
+    }
+    fn unlock(&self, _: bool) -> Unlocked {
+        unreachable!("{NEVER}")
+    }
+}
+
+/// Never made either.
+pub(crate) struct OsParker(());
+
+impl Parker for OsParker {
+    fn wait(&self, _: &AtomicU32, _: u32, _: Option<Duration>) -> bool {
+        unreachable!("{NEVER}")
+    }
+    fn wake_one(&self, _: &AtomicU32) {
+        unreachable!("{NEVER}")
+    }
+    fn wake_all(&self, _: &AtomicU32) {
+        unreachable!("{NEVER}")
+    }
+    fn is_alive(&self, _: u32) -> bool {
+        unreachable!("{NEVER}")
+    }
+    type Reservation = ();
+    fn reserve_dead(&self, _: u32) -> Option<()> {
+        unreachable!("{NEVER}")
+    }
+    fn shared_clock_ms(&self) -> u32 {
         unreachable!("{NEVER}")
     }
 }
@@ -76,11 +108,21 @@ pub(crate) fn inspect(_: &SegmentName) -> Result<Inspected> {
     Err(UNSUPPORTED)
 }
 
+pub(crate) fn info(_: &SegmentName) -> Result<Inspected> {
+    Err(UNSUPPORTED)
+}
+
 pub(crate) fn list() -> Result<Vec<(SegmentName, Inspected)>> {
     Err(UNSUPPORTED)
 }
 
-pub(crate) const OS_MUTEX: bool = false;
+pub(crate) fn reclaim() -> Result<Vec<SegmentName>> {
+    Err(UNSUPPORTED)
+}
+
+pub(crate) fn install_sigbus_handler() -> std::io::Result<()> {
+    Ok(())
+}
 
 pub(crate) fn monotonic_ms() -> u32 {
     0
@@ -88,10 +130,6 @@ pub(crate) fn monotonic_ms() -> u32 {
 
 pub(crate) fn current_pid() -> u32 {
     std::process::id()
-}
-
-pub(crate) fn current_euid() -> u32 {
-    0
 }
 
 pub(crate) fn now_unix_s() -> u64 {

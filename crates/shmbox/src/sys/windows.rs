@@ -23,9 +23,12 @@
 //! the owner and carries the WATCHERS bit of the notification protocol.
 //! `WAIT_ABANDONED` (the previous owner ended without releasing) becomes the
 //! owner-died report, whoever that owner was. A Windows mutex belongs to a
-//! thread and may be taken again by it; shmbox keeps a per-thread list of the
-//! mutexes it holds, so that a second lock from the same thread times out as
-//! it does on Linux instead of silently nesting.
+//! thread and may be taken again by it; before it waits, shmbox asks the
+//! mutex whether this very thread owns it (`NtQueryMutant`), so that a
+//! second lock from the same thread times out as it does on Linux instead of
+//! silently nesting. Asking the object, not comparing names, makes that
+//! right however the name was spelled (`Global\X`, `global\X`, or `X` in
+//! session 0, are one mutex).
 //!
 //! **Notification.** `WaitOnAddress` does not cross processes, so waiters
 //! sleep on the semaphore, counted in the header's `notify_sleepers`: a
@@ -56,7 +59,6 @@
 //! says why it holds.
 #![allow(unsafe_code)]
 
-use std::cell::RefCell;
 use std::ffi::c_void;
 use std::io;
 use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle, RawHandle};
@@ -79,18 +81,15 @@ use windows_sys::Win32::System::Threading::{
     ReleaseSemaphore, WaitForSingleObject,
 };
 
-use super::{Inspected, OpenSpec, OsLocked};
+use super::{Inspected, OpenSpec, RawLock};
 use crate::header::{
     FLAG_DETACHED_DATA, FORMAT_VERSION, HEADER_SIZE, Header, HeaderFields, HeaderProblem,
     INIT_READY, LIFETIME_UNTIL_LAST_CLOSE, MAGIC, max_capacity, problem_to_error,
 };
-use crate::lock::OWNER_MASK;
+use crate::lock::{self, Acquired, OWNER_MASK, Unlocked};
 use crate::sem_futex::{self, Semaphore};
 use crate::sync::{AtomicU32, Ordering};
 use crate::{Error, Lifetime, Result, SegmentName};
-
-/// The lock is the named mutex `sync_NAME` (see `sys/mod.rs`).
-pub(crate) const OS_MUTEX: bool = true;
 
 /// Access to a section that also lets `NtQuerySection` read its size.
 const SECTION_QUERY: u32 = 0x0001;
@@ -189,26 +188,20 @@ struct ObjectNames {
     mutex: Vec<u16>,
     header: Vec<u16>,
     notify: Vec<u16>,
-    /// The mutex's name without the session namespace, which names the same
-    /// object: the key of the per-thread list of held mutexes.
-    mutex_key: String,
+    /// The mutex's name, for messages.
+    mutex_name: String,
 }
 
 impl ObjectNames {
     fn of(name: &SegmentName) -> ObjectNames {
         let (namespace, base) = name.namespace_and_base();
         let wide = |s: String| s.encode_utf16().chain(Some(0)).collect::<Vec<u16>>();
-        let mutex_key = if namespace == "Local\\" {
-            format!("sync_{base}")
-        } else {
-            format!("{namespace}sync_{base}")
-        };
         ObjectNames {
             data: wide(format!("{namespace}{base}")),
             mutex: wide(format!("{namespace}sync_{base}")),
             header: wide(format!("{namespace}shmbox/{base}")),
             notify: wide(format!("{namespace}shmbox/{base}/notify")),
-            mutex_key,
+            mutex_name: format!("{namespace}sync_{base}"),
         }
     }
 }
@@ -359,17 +352,22 @@ impl Drop for View {
 // ----- the mapping -----------------------------------------------------------
 
 /// An open, validated, mapped segment.
+///
+/// Fields drop in declaration order, and the order matters: the header
+/// (view, then section) goes before the data. When this is the last handle,
+/// the header object then disappears while the data object still exists, so
+/// a process that creates the data object anew never finds the old header
+/// (which could describe another size, or an old generation) beside it.
 pub(crate) struct Mapping {
-    // Views first: they are unmapped before their sections are closed.
-    data: View,
     header: View,
+    _header_section: OwnedHandle,
+    notify: OwnedHandle,
+    data: View,
+    _data_section: OwnedHandle,
+    mutex: OwnedHandle,
     capacity: usize,
     lock_id: u32,
-    mutex: OwnedHandle,
-    notify: OwnedHandle,
-    mutex_key: String,
-    _data_section: OwnedHandle,
-    _header_section: OwnedHandle,
+    mutex_name: String,
 }
 
 // SAFETY: the views are shared memory meant to be used from many threads and
@@ -384,20 +382,11 @@ unsafe impl Sync for Mapping {}
 impl std::fmt::Debug for Mapping {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Mapping")
-            .field("mutex", &self.mutex_key)
+            .field("mutex", &self.mutex_name)
             .field("capacity", &self.capacity)
             .field("lock_id", &self.lock_id)
             .finish_non_exhaustive()
     }
-}
-
-thread_local! {
-    /// The segment mutexes this thread holds, by `ObjectNames::mutex_key`.
-    static HELD: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
-}
-
-fn held_by_this_thread(key: &str) -> bool {
-    HELD.with(|held| held.borrow().iter().any(|k| k == key))
 }
 
 /// Milliseconds for a Win32 wait: rounded up, `INFINITE` for very long.
@@ -453,35 +442,21 @@ impl Mapping {
         false
     }
 
-    /// Windows objects have no uid or mode bits: this reports this process's
-    /// (nominal) uid and `0o600`, what the default security descriptor
-    /// amounts to.
-    pub(crate) fn owner_and_mode(&self) -> (u32, u32) {
-        (current_euid(), 0o600)
+    /// There is no `fork` on Windows.
+    #[inline]
+    pub(crate) fn forked(&self) -> bool {
+        false
     }
 
-    /// Sleeps on the notify semaphore while `word` (the header's notify word)
-    /// holds `expected` (see `sem_futex.rs`). Returns `true` if `timeout`
-    /// passed.
-    pub(crate) fn wait(&self, word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> bool {
-        let semaphore = Win32Semaphore(&self.notify);
-        sem_futex::wait(
-            &self.header().notify_sleepers,
-            word,
-            expected,
-            timeout,
-            &semaphore,
-        )
+    /// Windows objects have no owner uid or mode bits.
+    pub(crate) fn owner_and_mode(&self) -> Option<(u32, u32)> {
+        None
     }
 
-    /// Wakes the sleepers on the notify semaphore: all of them, whatever
-    /// `count` says (waking more than asked is allowed; only notification
-    /// waits here, and it wakes all).
-    pub(crate) fn wake(&self, _word: &AtomicU32, _count: u32) {
-        sem_futex::wake_all(
-            &self.header().notify_sleepers,
-            &Win32Semaphore(&self.notify),
-        );
+    /// The notify semaphore and the mutex's state, for the algorithms.
+    #[inline]
+    pub(crate) fn parker(&self) -> OsParker<'_> {
+        OsParker(self)
     }
 
     /// Marks `fields` as locked by a holder that is not shmbox (pid unknown)
@@ -493,45 +468,115 @@ impl Mapping {
             fields.lock_owner_pid = 0;
         }
     }
+}
 
-    /// Takes `sync_NAME`, waiting up to `timeout`.
-    pub(crate) fn lock_os_mutex(&self, timeout: Duration) -> Result<OsLocked> {
-        if held_by_this_thread(&self.mutex_key) {
+impl RawLock for Mapping {
+    /// Takes `sync_NAME`, waiting up to `timeout`, then the lock word under
+    /// it.
+    fn lock(&self, timeout: Duration) -> Result<Option<Acquired>> {
+        if mutex_owned_by_this_thread(&self.mutex) {
             // The mutex would let this thread in again; on Linux the second
             // lock waits for the first, so it times out here too.
             std::thread::sleep(timeout);
-            return Ok(OsLocked::TimedOut);
+            return Ok(None);
         }
         // SAFETY: a live mutex handle owned by `self`.
-        let locked = match unsafe { WaitForSingleObject(raw(&self.mutex), wait_ms(Some(timeout))) }
-        {
-            WAIT_OBJECT_0 => OsLocked::Acquired,
-            WAIT_ABANDONED => OsLocked::Abandoned,
-            WAIT_TIMEOUT => return Ok(OsLocked::TimedOut),
-            _ => {
-                return Err(Error::Io {
-                    name: self.mutex_key.clone(),
-                    operation: "waiting for the segment's mutex",
-                    source: last_error(),
-                });
-            }
-        };
-        HELD.with(|held| held.borrow_mut().push(self.mutex_key.clone()));
-        Ok(locked)
+        let abandoned =
+            match unsafe { WaitForSingleObject(raw(&self.mutex), wait_ms(Some(timeout))) } {
+                WAIT_OBJECT_0 => false,
+                WAIT_ABANDONED => true,
+                WAIT_TIMEOUT => return Ok(None),
+                _ => {
+                    return Err(Error::Io {
+                        name: self.mutex_name.clone(),
+                        operation: "waiting for the segment's mutex",
+                        source: last_error(),
+                    });
+                }
+            };
+        let h = self.header();
+        let stale_shmbox_owner = lock::take_under_os_mutex(&h.lock_word, self.lock_id);
+        if abandoned && !stale_shmbox_owner {
+            // The owner that died was not a shmbox handle (a program that
+            // uses the mutex directly): the recorded pid is not its.
+            h.lock_owner_pid.store(0, Ordering::Relaxed);
+        }
+        Ok(Some(if abandoned || stale_shmbox_owner {
+            Acquired::OwnerDied
+        } else {
+            Acquired::Clean
+        }))
     }
 
-    /// Releases `sync_NAME`, taken by this thread in `lock_os_mutex`.
-    pub(crate) fn unlock_os_mutex(&self) {
-        HELD.with(|held| {
-            let mut held = held.borrow_mut();
-            if let Some(at) = held.iter().rposition(|k| *k == self.mutex_key) {
-                held.swap_remove(at);
-            }
-        });
+    fn try_lock(&self) -> Result<Option<Acquired>> {
+        self.lock(Duration::ZERO)
+    }
+
+    /// Clears the lock word (reading WATCHERS), then releases `sync_NAME`,
+    /// which this thread took in `lock`.
+    fn unlock(&self, committed: bool) -> Unlocked {
+        let h = self.header();
+        let unlocked = lock::unlock(
+            &h.lock_word,
+            &h.handoff_at_ms,
+            self.lock_id,
+            committed,
+            &self.parker(),
+        );
+        // Released whatever the word said: this thread owns the mutex, and
+        // nobody else could release it.
         // SAFETY: a live mutex handle that this thread holds (guards are not
         // `Send`, so the unlock runs on the locking thread).
         let released = unsafe { ReleaseMutex(raw(&self.mutex)) };
         debug_assert!(released != 0, "ReleaseMutex failed: {}", last_error());
+        unlocked
+    }
+}
+
+/// The notify semaphore and the segment mutex, for the algorithms.
+pub(crate) struct OsParker<'a>(&'a Mapping);
+
+impl lock::Parker for OsParker<'_> {
+    /// Sleeps on the notify semaphore while `word` (the header's notify word)
+    /// holds `expected` (see `sem_futex.rs`).
+    fn wait(&self, word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> bool {
+        let semaphore = Win32Semaphore(&self.0.notify);
+        sem_futex::wait(
+            &self.0.header().notify_sleepers,
+            word,
+            expected,
+            timeout,
+            &semaphore,
+        )
+    }
+
+    /// Wakes the sleepers on the notify semaphore: all of them (only
+    /// notification sleeps here, and it wakes all).
+    fn wake_one(&self, word: &AtomicU32) {
+        self.wake_all(word);
+    }
+
+    fn wake_all(&self, _word: &AtomicU32) {
+        sem_futex::wake_all(
+            &self.0.header().notify_sleepers,
+            &Win32Semaphore(&self.0.notify),
+        );
+    }
+
+    fn is_alive(&self, id: u32) -> bool {
+        self.0.is_alive(id)
+    }
+
+    type Reservation = ();
+
+    /// Unused here: the mutex, not the word, decides who holds the lock,
+    /// and a word's stale owner is replaced under it.
+    fn reserve_dead(&self, id: u32) -> Option<()> {
+        (!self.0.is_alive(id)).then_some(())
+    }
+
+    fn shared_clock_ms(&self) -> u32 {
+        monotonic_ms()
     }
 }
 
@@ -572,6 +617,26 @@ fn mutex_is_held(mutex: &OwnedHandle) -> Option<bool> {
     };
     // The count is 1 when free and drops by one per (recursive) acquisition.
     (status >= 0).then_some(info.current_count <= 0)
+}
+
+/// Whether the calling thread owns the mutex (asked of the object itself).
+fn mutex_owned_by_this_thread(mutex: &OwnedHandle) -> bool {
+    let mut info = MutantBasicInformation {
+        current_count: 0,
+        owned_by_caller: 0,
+        abandoned_state: 0,
+    };
+    // SAFETY: as in `mutex_is_held`.
+    let status = unsafe {
+        NtQueryMutant(
+            raw(mutex),
+            0,
+            (&raw mut info).cast(),
+            size_of::<MutantBasicInformation>() as u32,
+            std::ptr::null_mut(),
+        )
+    };
+    status >= 0 && info.owned_by_caller != 0
 }
 
 // ----- opening and creating ---------------------------------------------------
@@ -678,15 +743,15 @@ fn join(
     let mutex = owned(unsafe { CreateMutexW(std::ptr::null(), 0, names.mutex.as_ptr()) })
         .ok_or_else(|| io_error(name, "creating the mutex sync_NAME", last_error()))?;
     Ok(Mapping {
-        data,
         header,
+        _header_section: header_section.handle,
+        notify,
+        data,
+        _data_section: data_section,
+        mutex,
         capacity,
         lock_id: new_lock_id(),
-        mutex,
-        notify,
-        mutex_key: names.mutex_key,
-        _data_section: data_section,
-        _header_section: header_section.handle,
+        mutex_name: names.mutex_name,
     })
 }
 
@@ -799,10 +864,25 @@ pub(crate) fn inspect(name: &SegmentName) -> Result<Inspected> {
     // A shmbox owner is alive exactly when the mutex is held (`is_alive`).
     Ok(Inspected {
         fields,
-        owner_uid: current_euid(),
-        mode: 0o600,
+        owner_and_mode: None,
         lock_owner_alive: held,
     })
+}
+
+/// `inspect`: the kernel frees dead segments itself, there is no sweep.
+pub(crate) fn info(name: &SegmentName) -> Result<Inspected> {
+    inspect(name)
+}
+
+/// Nothing to do: a segment goes with the last handle to it, which the
+/// kernel closes when a process dies.
+pub(crate) fn reclaim() -> Result<Vec<SegmentName>> {
+    Ok(Vec::new())
+}
+
+/// Sections cannot be cut short under a view: nothing to install.
+pub(crate) fn install_sigbus_handler() -> io::Result<()> {
+    Ok(())
 }
 
 /// The segments of this session and the global namespace that some shmbox
@@ -934,12 +1014,6 @@ pub(crate) fn monotonic_ms() -> u32 {
 pub(crate) fn current_pid() -> u32 {
     // SAFETY: no preconditions.
     unsafe { GetCurrentProcessId() }
-}
-
-/// Windows has no uids; segments are this user's by their security
-/// descriptor.
-pub(crate) fn current_euid() -> u32 {
-    0
 }
 
 pub(crate) fn now_unix_ns() -> u64 {

@@ -1,20 +1,30 @@
-//! Survival when a segment's file is cut short while it is mapped.
+//! Surviving a segment's file being cut short while it is mapped: an
+//! opt-in SIGBUS handler.
 //!
 //! Touching a page of a shared mapping that lies beyond the end of its file
 //! raises SIGBUS, which kills the process. shmbox checks a file's size before
 //! it maps it, but a process of the same user (or root) can `ftruncate` the
 //! file later, and then any access may fault: a read, a write, even the lock.
 //!
-//! So every mapping is registered here, and a SIGBUS handler, installed once
-//! per process, looks the faulting address up. If it lies in a registered
-//! mapping, the handler maps anonymous zero pages over the rest of that
-//! mapping (so the faulting instruction, when it runs again, completes: a
-//! load sees zeros, a store goes nowhere), marks the mapping as cut, and
-//! returns. Every segment operation checks the mark and fails with
+//! A library must not take a process-wide signal over on its own, so this
+//! protection is off until the application asks for it
+//! ([`crate::install_sigbus_handler`]). Every mapping is registered here in
+//! any case (a few atomic stores), so that the handler, once installed,
+//! covers segments opened before too.
+//!
+//! The handler acts only on a fault the kernel raised for a missing page
+//! (`si_code` `BUS_ADRERR`) at an address inside a registered mapping. It
+//! maps anonymous zero pages over the rest of that mapping (so the faulting
+//! instruction, when it runs again, completes: a load sees zeros, a store
+//! goes nowhere), marks the mapping as cut, and returns. Every segment
+//! operation checks the mark and fails with
 //! [`Error::Truncated`](crate::Error::Truncated) instead of trusting what it
-//! saw. A fault anywhere else is passed to whichever handler was installed
-//! before this one (Rust's runtime installs one), or, if there was none, kills
-//! the process as it would have been killed without this module.
+//! saw. Any other SIGBUS (another mapping's, or one sent with `kill`) goes to
+//! the handler that was installed before, as the kernel would have run it:
+//! with its own mask added to the blocked signals, as a three-argument or a
+//! one-argument handler per its `SA_SIGINFO`, reset first if it had
+//! `SA_RESETHAND`. If there was none, the process dies of SIGBUS as it would
+//! have without shmbox.
 //!
 //! The registry is a list of fixed-size blocks of slots that only grows, so
 //! the handler can walk it with atomic loads alone, never taking a lock.
@@ -22,8 +32,8 @@
 //! # Safety
 //!
 //! The handler may run at any instruction of any thread. It only loads
-//! atomics and makes the `mmap` and `sigaction` system calls, which are
-//! async-signal-safe in effect (they are plain system calls).
+//! atomics and makes the `mmap`, `sigaction`, `pthread_sigmask` and `raise`
+//! calls, which are async-signal-safe.
 #![allow(unsafe_code)]
 
 use std::mem::MaybeUninit;
@@ -74,6 +84,9 @@ static PAGE: AtomicUsize = AtomicUsize::new(4096);
 
 static INSTALL: Once = Once::new();
 
+/// Whether `install` succeeded.
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
 /// The SIGBUS action that was in place before ours: written once, before
 /// the handler is installed, and only read after.
 struct Previous(std::cell::UnsafeCell<MaybeUninit<libc::sigaction>>);
@@ -117,7 +130,6 @@ impl Drop for Watch {
 /// Watches `len` bytes from `start` (a mapping just made) for truncation of
 /// the file behind them. Call before the first access to the mapping.
 pub(crate) fn watch(start: *mut u8, len: usize) -> Watch {
-    INSTALL.call_once(install);
     let page = PAGE.load(Ordering::Relaxed);
     let len = len.div_ceil(page) * page;
     let slot = claim_slot();
@@ -160,12 +172,35 @@ fn claim_slot() -> &'static Slot {
     }
 }
 
-fn install() {
+/// Installs the handler, once per process; later calls return at once.
+pub(crate) fn install() -> std::io::Result<()> {
+    INSTALL.call_once(|| {
+        // SAFETY: `install_once` runs once, from `INSTALL`.
+        if unsafe { install_once() } {
+            INSTALLED.store(true, Ordering::Release);
+        }
+    });
+    if INSTALLED.load(Ordering::Acquire) {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(
+            "sigaction refused to install shmbox's SIGBUS handler",
+        ))
+    }
+}
+
+/// # Safety
+///
+/// Call once per process: it writes `PREVIOUS`, which the handler reads.
+unsafe fn install_once() -> bool {
     PAGE.store(rustix::param::page_size(), Ordering::Relaxed);
     // SAFETY: `sigaction` with a null new action only reads the current one
     // into `PREVIOUS`, which nothing reads until our handler is installed
-    // below. (`Once` runs this on one thread at a time.)
-    unsafe { libc::sigaction(libc::SIGBUS, ptr::null(), (*PREVIOUS.0.get()).as_mut_ptr()) };
+    // below, and which the caller lets nobody else write.
+    if unsafe { libc::sigaction(libc::SIGBUS, ptr::null(), (*PREVIOUS.0.get()).as_mut_ptr()) } != 0
+    {
+        return false;
+    }
     // SAFETY: `sigaction` is plain data; all zeroes is a valid value.
     let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
     action.sa_sigaction = on_sigbus as *const () as libc::sighandler_t;
@@ -176,7 +211,7 @@ fn install() {
     // and its handler is an `extern "C"` function of the SA_SIGINFO kind.
     unsafe {
         libc::sigemptyset(&mut action.sa_mask);
-        libc::sigaction(libc::SIGBUS, &action, ptr::null_mut());
+        libc::sigaction(libc::SIGBUS, &action, ptr::null_mut()) == 0
     }
 }
 
@@ -190,8 +225,17 @@ unsafe extern "C" fn on_sigbus(
     info: *mut libc::siginfo_t,
     context: *mut libc::c_void,
 ) {
-    // SAFETY: the kernel passes a valid `siginfo_t` for SA_SIGINFO handlers;
-    // for SIGBUS, `si_addr` is the faulting address.
+    // SAFETY: the kernel passes a valid `siginfo_t` for SA_SIGINFO handlers.
+    let code = unsafe { (*info).si_code };
+    if code != libc::BUS_ADRERR {
+        // Not a missing page of a mapping (sent by a process, or a hardware
+        // error): not ours.
+        // SAFETY: our own arguments, passed on unchanged.
+        unsafe { chain(signal, info, context) };
+        return;
+    }
+    // SAFETY: as above; for a kernel-raised SIGBUS, `si_addr` is the
+    // faulting address.
     let addr = unsafe { (*info).si_addr() } as usize;
     let page = PAGE.load(Ordering::Relaxed);
     let mut block = FIRST.load(Ordering::Acquire);
@@ -238,7 +282,8 @@ unsafe extern "C" fn on_sigbus(
     unsafe { chain(signal, info, context) };
 }
 
-/// Hands a SIGBUS that is not ours to the handler that was there before.
+/// Hands a SIGBUS that is not ours to the handler that was there before,
+/// as the kernel would have run it.
 ///
 /// # Safety
 ///
@@ -247,15 +292,53 @@ unsafe fn chain(signal: libc::c_int, info: *mut libc::siginfo_t, context: *mut l
     // SAFETY: written before our handler was installed; read-only since.
     let previous = unsafe { (*PREVIOUS.0.get()).assume_init_ref() };
     let handler = previous.sa_sigaction;
-    if handler == libc::SIG_DFL || handler == libc::SIG_IGN {
-        // Restore the default and return: the faulting instruction runs
-        // again, faults again, and the process dies of SIGBUS as it would
-        // have without us. (The kernel does not let a fault be ignored.)
-        // SAFETY: all zeroes is SIG_DFL with an empty mask.
+    if handler == libc::SIG_IGN {
+        // A signal sent by a process is ignored, as it would have been. A
+        // fault cannot be: when the instruction runs again and faults
+        // again, the kernel kills the process, as it would have.
+        return;
+    }
+    if handler == libc::SIG_DFL || previous.sa_flags & libc::SA_RESETHAND != 0 {
+        // SAFETY: all zeroes is SIG_DFL with an empty mask; no old action.
         let default: libc::sigaction = unsafe { std::mem::zeroed() };
         // SAFETY: a valid action; no old-action pointer.
         unsafe { libc::sigaction(libc::SIGBUS, &default, ptr::null_mut()) };
-    } else if previous.sa_flags & libc::SA_SIGINFO != 0 {
+    }
+    if handler == libc::SIG_DFL {
+        // SAFETY: the kernel passed a valid `siginfo_t`.
+        if unsafe { (*info).si_code } <= 0 {
+            // Sent by a process: deliver it again, to the default action,
+            // once this handler returns (SIGBUS is blocked until then).
+            // SAFETY: raise only sends a signal to this thread.
+            unsafe { libc::raise(signal) };
+        }
+        // A fault: the instruction runs again, faults again, and the
+        // process dies of SIGBUS, as without us.
+        return;
+    }
+    // Run it with its own mask added, and SIGBUS blocked unless it asked
+    // for SA_NODEFER, as the kernel would have.
+    // SAFETY: `sigset_t` is plain data; `pthread_sigmask` fills it in.
+    let mut saved: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid set to fill; a null new set only reads the mask.
+    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, ptr::null(), &mut saved) };
+    let mut mask = saved;
+    // SAFETY: valid sets; these calls only read and write them and this
+    // thread's signal mask. Signal numbers run from 1 to 64 on Linux.
+    unsafe {
+        for s in 1..=64 {
+            if libc::sigismember(&previous.sa_mask, s) == 1 {
+                libc::sigaddset(&mut mask, s);
+            }
+        }
+        if previous.sa_flags & libc::SA_NODEFER != 0 {
+            libc::sigdelset(&mut mask, signal);
+        } else {
+            libc::sigaddset(&mut mask, signal);
+        }
+        libc::pthread_sigmask(libc::SIG_SETMASK, &mask, ptr::null_mut());
+    }
+    if previous.sa_flags & libc::SA_SIGINFO != 0 {
         // SAFETY: with SA_SIGINFO, `sa_sigaction` is such a function.
         let handler: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
             unsafe { std::mem::transmute(handler) };
@@ -265,4 +348,6 @@ unsafe fn chain(signal: libc::c_int, info: *mut libc::siginfo_t, context: *mut l
         let handler: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(handler) };
         handler(signal);
     }
+    // SAFETY: restores the mask saved above.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &saved, ptr::null_mut()) };
 }
