@@ -334,6 +334,7 @@ pub(crate) const fn max_capacity() -> u64 {
 }
 
 /// Turns a header problem into the public error for segment `name`.
+#[cfg_attr(miri, allow(dead_code))] // the in-process backend parses no files
 pub(crate) fn problem_to_error(name: &str, problem: HeaderProblem) -> Error {
     match problem {
         HeaderProblem::NotReady => Error::NotInitialized {

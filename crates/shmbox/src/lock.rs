@@ -95,11 +95,13 @@ pub(crate) trait Parker {
     fn is_alive(&self, id: u32) -> bool;
     /// Proof that no open handle has lock id `id`, which keeps any handle
     /// from being given that id until it is dropped.
-    type Reservation;
+    type Reservation<'r>
+    where
+        Self: 'r;
     /// If no open handle has lock id `id`, reserves it until the result is
     /// dropped. `None` if a handle has it, another reservation holds it, or
     /// the answer cannot be known.
-    fn reserve_dead(&self, id: u32) -> Option<Self::Reservation>;
+    fn reserve_dead(&self, id: u32) -> Option<Self::Reservation<'_>>;
     /// The current time.
     fn now(&self) -> Instant {
         Instant::now()
@@ -442,7 +444,7 @@ mod tests {
         fn is_alive(&self, id: u32) -> bool {
             !self.dead.lock().unwrap().contains(&id)
         }
-        type Reservation = ();
+        type Reservation<'r> = ();
         fn reserve_dead(&self, id: u32) -> Option<()> {
             (!self.is_alive(id)).then_some(())
         }

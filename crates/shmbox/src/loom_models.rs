@@ -18,7 +18,10 @@
 //! - a clock that moves 1 ms at every reading, so that the paths that depend
 //!   on time (starvation hand-offs, spinning) are explored deterministically;
 //! - liveness: a thread "dies" by marking its lock id dead and leaving
-//!   without unlocking, as a killed process does.
+//!   without unlocking, as a killed process does. A dead id can be
+//!   reserved by a takeover, and given to a new handle (`reopen_as`) only
+//!   while nobody reserves it and the lock word does not name it, as the
+//!   kernel's byte-range locks do on Linux.
 #![allow(clippy::disallowed_types)] // the model's own bookkeeping is not shared memory
 #![allow(unsafe_code)] // loom's UnsafeCell, to catch data races
 
@@ -38,9 +41,28 @@ struct LoomParker {
     /// Futex wake-ups so far; a sleeper waits for it to move.
     wakes: Mutex<u64>,
     woken: Condvar,
-    dead: std::sync::Mutex<HashSet<u32>>,
+    ids: std::sync::Mutex<Ids>,
     base: Instant,
     ticks: StdAtomicU64,
+}
+
+/// Which lock ids no handle has, and which of those a takeover reserves.
+#[derive(Default)]
+struct Ids {
+    dead: HashSet<u32>,
+    reserved: HashSet<u32>,
+}
+
+/// A dead id held by a takeover until dropped.
+struct Reserved<'a> {
+    parker: &'a LoomParker,
+    id: u32,
+}
+
+impl Drop for Reserved<'_> {
+    fn drop(&mut self) {
+        self.parker.ids.lock().unwrap().reserved.remove(&self.id);
+    }
 }
 
 impl LoomParker {
@@ -48,7 +70,7 @@ impl LoomParker {
         LoomParker {
             wakes: Mutex::new(0),
             woken: Condvar::new(),
-            dead: std::sync::Mutex::new(HashSet::new()),
+            ids: std::sync::Mutex::new(Ids::default()),
             base: Instant::now(),
             ticks: StdAtomicU64::new(0),
         }
@@ -58,12 +80,27 @@ impl LoomParker {
     /// timers would.
     fn die(&self, id: u32) {
         let _wakes = self.wakes.lock().unwrap();
-        self.dead.lock().unwrap().insert(id);
+        self.ids.lock().unwrap().dead.insert(id);
         self.woken.notify_all();
     }
 
     fn anyone_dead(&self) -> bool {
-        !self.dead.lock().unwrap().is_empty()
+        !self.ids.lock().unwrap().dead.is_empty()
+    }
+
+    /// A new handle is given lock id `id`, as opening a segment picks one:
+    /// only if no live handle has it, no takeover reserves it, and the lock
+    /// word does not name it (`claim_lock_id` in sys/linux.rs).
+    fn reopen_as(&self, id: u32, word: &AtomicU32) -> bool {
+        let mut ids = self.ids.lock().unwrap();
+        if !ids.dead.contains(&id) || ids.reserved.contains(&id) {
+            return false;
+        }
+        if word.load(Ordering::SeqCst) & OWNER_MASK == id {
+            return false;
+        }
+        ids.dead.remove(&id);
+        true
     }
 }
 
@@ -80,6 +117,10 @@ impl Parker for LoomParker {
             }
             if timeout.is_some() && self.anyone_dead() {
                 // Nobody wakes a waiter for a dead holder: its timer does.
+                // Time passes meanwhile: let the others run first, or a
+                // waiter that cannot take over yet would spin for ever.
+                drop(wakes);
+                loom::thread::yield_now();
                 return true;
             }
             wakes = self.woken.wait(wakes).unwrap();
@@ -99,7 +140,17 @@ impl Parker for LoomParker {
     }
 
     fn is_alive(&self, id: u32) -> bool {
-        !self.dead.lock().unwrap().contains(&id)
+        !self.ids.lock().unwrap().dead.contains(&id)
+    }
+
+    type Reservation<'r> = Reserved<'r>;
+
+    fn reserve_dead(&self, id: u32) -> Option<Reserved<'_>> {
+        let mut ids = self.ids.lock().unwrap();
+        if !ids.dead.contains(&id) || !ids.reserved.insert(id) {
+            return None;
+        }
+        Some(Reserved { parker: self, id })
     }
 
     fn now(&self) -> Instant {
@@ -271,6 +322,49 @@ fn loom_a_dead_holder_is_taken_over() {
             // It came first; then the victim locked and died holding it.
             Acquired::Clean => assert_eq!(w & OWNER_MASK, 1, "{w:#x}"),
         }
+    });
+}
+
+/// Regression (ABA on takeover): a waiter found the holder with id 1 dead,
+/// but before its compare-and-swap another handle took the lock over,
+/// released it, and a new handle was given id 1 and locked: the word was
+/// `1` again, and the waiter's swap replaced a live holder. Now the swap
+/// runs while the dead id is reserved, so the new handle cannot get it
+/// meanwhile, and the two never hold the lock at once (loom would report
+/// the data race on `inside`).
+#[test]
+fn loom_a_takeover_never_replaces_a_new_holder_with_the_dead_id() {
+    model(|| {
+        let parker = Arc::new(LoomParker::new());
+        let words = Arc::new(Words::new());
+        // Id 1 died holding the lock.
+        words.lock_word.store(1, Ordering::SeqCst);
+        parker.die(1);
+        let inside = Arc::new(loom::cell::UnsafeCell::new(0u32));
+        let waiter = {
+            let (parker, words, inside) = (parker.clone(), words.clone(), inside.clone());
+            loom::thread::spawn(move || {
+                let acquired = lock::lock(&words.lock_word, 2, Some(Duration::MAX), &*parker);
+                assert!(acquired.is_some());
+                // SAFETY: the lock makes this the only access; if it did
+                // not, loom reports the data race.
+                inside.with_mut(|n| unsafe { *n += 1 });
+                words.unlock(2, false, &parker);
+            })
+        };
+        // Another handle: takes the lock (over, if the waiter has not yet),
+        // lets go, then a new handle opens and is given the dead id 1.
+        assert!(lock::lock(&words.lock_word, 3, Some(Duration::MAX), &*parker).is_some());
+        words.unlock(3, false, &parker);
+        if parker.reopen_as(1, &words.lock_word) {
+            assert!(lock::lock(&words.lock_word, 1, Some(Duration::MAX), &*parker).is_some());
+            // SAFETY: as above.
+            inside.with_mut(|n| unsafe { *n += 1 });
+            words.unlock(1, false, &parker);
+        }
+        waiter.join().unwrap();
+        let w = words.lock_word.load(Ordering::SeqCst);
+        assert_eq!(w & OWNER_MASK, 0, "free at the end: {w:#x}");
     });
 }
 
@@ -532,6 +626,15 @@ impl Parker for WindowsParker<'_> {
 
     fn is_alive(&self, _id: u32) -> bool {
         true
+    }
+
+    type Reservation<'r>
+        = ()
+    where
+        Self: 'r;
+
+    fn reserve_dead(&self, _id: u32) -> Option<()> {
+        None
     }
 
     fn now(&self) -> Instant {

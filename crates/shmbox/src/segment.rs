@@ -830,3 +830,173 @@ pub fn remove(name: impl AsRef<str>) -> Result<()> {
 pub fn reclaim() -> Result<Vec<SegmentName>> {
     sys::reclaim()
 }
+
+/// The segment layer over whichever backend this build has: the real one,
+/// or, under miri, the in-process one (`sys/memory.rs`), so that miri checks
+/// the guard, the views and the lock-free reads for undefined behaviour and
+/// data races.
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::{Error, Segment, SegmentOptions};
+
+    fn unique(tag: &str) -> String {
+        use crate::sync::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        format!(
+            "unit-{tag}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
+    /// A writer changes the data through the guard's view and its `Pod`
+    /// accessors while a lock-free reader in another thread copies it: every
+    /// copy the reader keeps is one whole write.
+    #[test]
+    fn guard_writes_and_a_lock_free_reader_in_another_thread() {
+        const ROUNDS: u64 = if cfg!(miri) { 12 } else { 2000 };
+        let seg = SegmentOptions::new()
+            .timeout(Duration::from_secs(60))
+            .create(unique("guard-reader"), 64)
+            .unwrap();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for v in 1..=ROUNDS {
+                    let mut guard = seg.lock().unwrap();
+                    if v % 2 == 0 {
+                        guard.write_pod(0, &[v; 8]).unwrap();
+                    } else {
+                        let mut data = guard.data_mut();
+                        data.copy_from_slice(0, bytemuck::bytes_of(&[v; 8]))
+                            .unwrap();
+                    }
+                }
+            });
+            let mut last = 0;
+            while last < ROUNDS {
+                let mut words = [0u64; 8];
+                let copied = seg
+                    .read_consistent_into(0, bytemuck::bytes_of_mut(&mut words))
+                    .unwrap();
+                assert!(words.iter().all(|&w| w == words[0]), "torn: {words:?}");
+                assert_eq!(copied.generation, words[0], "{words:?}");
+                assert!(words[0] >= last, "went back from {last} to {}", words[0]);
+                last = words[0];
+                std::thread::yield_now();
+            }
+        });
+        let guard = seg.lock().unwrap();
+        assert_eq!(guard.read_pod::<[u64; 8]>(0).unwrap(), [ROUNDS; 8]);
+        assert_eq!(guard.data().to_vec().unwrap().len(), 64);
+    }
+
+    /// The views check every range, and the raw slices see what the views
+    /// wrote.
+    #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "miri's weak-memory model cannot yet mix byte and word atomics on one \
+                  location, even one after the other (it panics); the guard test above \
+                  keeps to whole words"
+    )]
+    fn views_check_ranges_and_slices_agree_with_them() {
+        let seg = Segment::create(unique("views"), 16).unwrap();
+        let mut guard = seg.lock().unwrap();
+        let mut data = guard.data_mut();
+        data.fill(b'.').unwrap();
+        data.slice_mut(4..8)
+            .unwrap()
+            .copy_from_slice(0, b"abcd")
+            .unwrap();
+        assert!(matches!(
+            data.copy_from_slice(14, b"xyz"),
+            Err(Error::OutOfBounds {
+                offset: 14,
+                len: 3,
+                size: 16
+            })
+        ));
+        assert!(data.slice(10..20).is_err());
+        assert!(data.get(16).is_err());
+        assert_eq!(data.get(5).unwrap(), b'b');
+        // SAFETY: this test's segment; nothing else reads or writes it.
+        let raw = unsafe { guard.as_slice() };
+        assert_eq!(raw, b"....abcd........");
+        // SAFETY: as above.
+        let raw = unsafe { guard.as_mut_slice() };
+        raw[0] = b'!';
+        assert_eq!(guard.data().get(0).unwrap(), b'!');
+        drop(guard);
+        assert_eq!(seg.read(0, 5).unwrap(), b"!...a");
+    }
+
+    /// A guard taken in a `Drop` that runs while a panic unwinds, and
+    /// written through there, commits (the write began during the panic, so
+    /// the panic did not interrupt it). A write that a panic interrupts does
+    /// not.
+    #[test]
+    fn a_guard_taken_while_unwinding_commits_and_an_interrupted_one_does_not() {
+        struct WriteOnDrop<'a>(&'a Segment);
+        impl Drop for WriteOnDrop<'_> {
+            fn drop(&mut self) {
+                let mut guard = self.0.lock().unwrap();
+                guard.write(0, b"cleanup").unwrap();
+            }
+        }
+        let seg = Segment::create(unique("unwinding"), 8).unwrap();
+        let before = seg.generation();
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _cleanup = WriteOnDrop(&seg);
+            panic!("on purpose");
+        }));
+        assert!(unwound.is_err());
+        assert_eq!(seg.generation(), before + 1, "the drop's write committed");
+        assert_eq!(seg.read(0, 7).unwrap(), b"cleanup");
+
+        let interrupted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut guard = seg.lock().unwrap();
+            guard.write(0, b"half").unwrap();
+            panic!("mid-write");
+        }));
+        assert!(interrupted.is_err());
+        assert!(matches!(
+            seg.read_consistent(0, 8),
+            Err(Error::Inconsistent { .. })
+        ));
+    }
+
+    /// Regression: a peer that scribbles on the lock word while this handle
+    /// holds the lock made the unlock `debug_assert!` (a panic in `Drop`).
+    /// It is an error now, and a dropped guard stays silent.
+    #[test]
+    fn a_lock_word_changed_under_the_holder_is_corrupt_not_a_panic() {
+        let seg = Segment::create(unique("scribble"), 8).unwrap();
+        let scribble = |seg: &Segment| {
+            let word = &seg.header().lock_word;
+            word.store(
+                word.load(crate::sync::Ordering::Relaxed) ^ 0x5,
+                crate::sync::Ordering::Relaxed,
+            );
+        };
+        let mut guard = seg.lock().unwrap();
+        guard.write(0, b"x").unwrap();
+        scribble(&seg);
+        match guard.unlock() {
+            Err(Error::Corrupt { reason, .. }) => assert!(reason.contains("lock word"), "{reason}"),
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+        // The same through a drop: no panic.
+        seg.header()
+            .lock_word
+            .store(0, crate::sync::Ordering::Relaxed);
+        let guard = seg.lock().unwrap();
+        scribble(&seg);
+        drop(guard);
+        seg.header()
+            .lock_word
+            .store(0, crate::sync::Ordering::Relaxed);
+        assert!(seg.lock().is_ok());
+    }
+}

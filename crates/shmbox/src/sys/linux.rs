@@ -368,7 +368,10 @@ impl<'a> lock::Parker for OsParker<'a> {
     fn is_alive(&self, id: u32) -> bool {
         self.0.is_alive(id)
     }
-    type Reservation = Reservation<'a>;
+    type Reservation<'r>
+        = Reservation<'a>
+    where
+        Self: 'r;
     /// Takes the dead id's liveness byte on this handle's descriptor: a
     /// handle being opened cannot get the id while it is held (it needs the
     /// same byte), and the attempt fails if a live handle has it.

@@ -83,7 +83,7 @@ impl Parker for OsParker {
     fn is_alive(&self, _: u32) -> bool {
         unreachable!("{NEVER}")
     }
-    type Reservation = ();
+    type Reservation<'r> = ();
     fn reserve_dead(&self, _: u32) -> Option<()> {
         unreachable!("{NEVER}")
     }

@@ -567,7 +567,10 @@ impl lock::Parker for OsParker<'_> {
         self.0.is_alive(id)
     }
 
-    type Reservation = ();
+    type Reservation<'r>
+        = ()
+    where
+        Self: 'r;
 
     /// Unused here: the mutex, not the word, decides who holds the lock,
     /// and a word's stale owner is replaced under it.
