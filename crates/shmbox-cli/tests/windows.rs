@@ -137,6 +137,13 @@ fn write_read_and_info_on_the_samples_block() {
         "{json}"
     );
     assert!(json.contains("\"lock_state\": \"free\""), "{json}");
+    // Windows objects have no owner uid or mode: null, never a made-up
+    // "uid 0, mode 0600".
+    assert!(json.contains("\"owner_uid\": null"), "{json}");
+    assert!(json.contains("\"mode\": null"), "{json}");
+    let text = stdout(&shmbox(&["info", &name]));
+    assert!(text.contains("lifetime:"), "{text}");
+    assert!(!text.contains("owner:"), "{text}");
 
     // While the sample holds its mutex, info says so, with no pid to give.
     assert_eq!(sample.ask("lock"), "locked");

@@ -165,12 +165,14 @@ impl SpinWait {
 
 /// The fast path: one CAS from free to held.
 #[inline]
+#[cfg_attr(windows, allow(dead_code))]
 pub(crate) fn try_lock_fast(word: &AtomicU32, me: u32) -> bool {
     word.compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed)
         .is_ok()
 }
 
 /// Takes the lock if that needs no waiting: it is free, or its holder is dead.
+#[cfg_attr(windows, allow(dead_code))] // Windows tries its mutex instead
 pub(crate) fn try_lock(word: &AtomicU32, me: u32, parker: &impl Parker) -> Option<Acquired> {
     debug_assert!(me != 0 && me & !OWNER_MASK == 0);
     let mut w = word.load(Ordering::Relaxed);
@@ -249,6 +251,7 @@ pub(crate) fn lock(
 }
 
 #[cold]
+#[cfg_attr(windows, allow(dead_code))]
 pub(crate) fn lock_slow(
     word: &AtomicU32,
     me: u32,

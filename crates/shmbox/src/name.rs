@@ -100,13 +100,18 @@ impl SegmentName {
     }
 }
 
-/// Splits off a leading `Global\` or `Local\` on Windows; elsewhere a
-/// backslash is just a forbidden character.
+/// Splits off a leading `Global\` or `Local\` on Windows, spelled in any
+/// case, as the kernel matches them; elsewhere a backslash is just a
+/// forbidden character.
 fn split_namespace(name: &str) -> (&str, &str) {
     if cfg!(windows) {
         for namespace in ["Global\\", "Local\\"] {
-            if let Some(base) = name.strip_prefix(namespace) {
-                return (namespace, base);
+            let n = namespace.len();
+            if name.len() >= n
+                && name.is_char_boundary(n)
+                && name[..n].eq_ignore_ascii_case(namespace)
+            {
+                return name.split_at(n);
             }
         }
     }
@@ -207,6 +212,11 @@ mod tests {
         assert_eq!(global.namespace_and_base(), ("Global\\", "MYAPP"));
         let plain = SegmentName::new("MYAPP").unwrap();
         assert_eq!(plain.namespace_and_base(), ("", "MYAPP"));
+        // The kernel matches the prefixes in any case: so does shmbox.
+        let lower = SegmentName::new("global\\MYAPP").unwrap();
+        assert_eq!(lower.namespace_and_base(), ("global\\", "MYAPP"));
+        let upper = SegmentName::new("LOCAL\\MYAPP").unwrap();
+        assert_eq!(upper.namespace_and_base(), ("LOCAL\\", "MYAPP"));
         assert_eq!(
             reason("Global\\"),
             "it has a namespace but no name after it"

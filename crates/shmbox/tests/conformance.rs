@@ -51,6 +51,12 @@ fn main() {
         list_shows_the_segments_that_are_open,
         #[cfg(windows)]
         session_and_global_namespaces,
+        #[cfg(windows)]
+        namespace_prefixes_in_any_case_name_one_segment_and_one_lock,
+        #[cfg(windows)]
+        a_segment_made_again_as_its_last_handle_closes_never_finds_the_old_header,
+        #[cfg(windows)]
+        a_header_left_without_its_data_is_started_again,
     ];
     let trials = tests
         .iter()
@@ -534,4 +540,100 @@ fn session_and_global_namespaces() {
     let held = local.lock().unwrap();
     assert!(global.try_lock().unwrap().is_some());
     drop(held);
+}
+
+/// The kernel matches `Global\` and `Local\` in any case, so `global\X` is
+/// `Global\X`: the same segment, and the same mutex. A second lock from the
+/// same thread through the other spelling must time out, not nest.
+/// (Regression: the held-lock check compared the spelling of the name.)
+#[cfg(windows)]
+fn namespace_prefixes_in_any_case_name_one_segment_and_one_lock() {
+    let base = unique_name("conf-ns-case");
+    let upper = Segment::create(format!("Global\\{base}"), 8).unwrap();
+    upper.write(0, b"one").unwrap();
+    let lower = Segment::open(format!("global\\{base}")).unwrap();
+    assert_eq!(lower.read(0, 3).unwrap(), b"one");
+    let local = Segment::create(format!("LOCAL\\{base}"), 4).unwrap();
+    assert_eq!(
+        Segment::open(&base).unwrap().size(),
+        4,
+        "LOCAL\\ is Local\\"
+    );
+    drop(local);
+    let held = upper.lock().unwrap();
+    expect_timeout(lower.lock_timeout(Duration::from_millis(50)));
+    assert!(lower.try_lock().unwrap().is_none());
+    drop(held);
+    let again = lower.try_lock().unwrap().expect("free after one unlock");
+    drop(again);
+}
+
+/// When the last handle closes, the header object must go before the data:
+/// a process that makes the data object anew must never find the old
+/// header beside it, which describes another size. (Regression: the data
+/// went first, and such an opener failed with Corrupt.)
+#[cfg(windows)]
+#[allow(clippy::disallowed_types)] // the test's own flag, not shared memory
+fn a_segment_made_again_as_its_last_handle_closes_never_finds_the_old_header() {
+    let name = unique_name("conf-drop-order");
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let closer = s.spawn(|| {
+            for _ in 0..300 {
+                if let Ok(seg) = Segment::create(&name, 4096) {
+                    seg.write(0, b"small").unwrap();
+                }
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        let mut made = 0;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            match SegmentOptions::new()
+                .init_timeout(Duration::from_millis(200))
+                .open_or_create(&name, 8192)
+            {
+                Ok(seg) => {
+                    assert_eq!(seg.size(), 8192);
+                    made += 1;
+                }
+                Err(Error::SizeMismatch { existing: 4096, .. } | Error::Busy { .. }) => {}
+                Err(e) => panic!("after {made} clean creations: {e}"),
+            }
+        }
+        closer.join().unwrap();
+    });
+}
+
+/// The state the wrong drop order left for a moment, made to last: the data
+/// object is gone, its header object is not (a raw handle keeps it). A new
+/// segment of another size under the name must start a new header, not
+/// fail on the old one. (Regression: it was Corrupt.)
+#[cfg(windows)]
+#[allow(unsafe_code)] // the raw Win32 handle that keeps the header
+fn a_header_left_without_its_data_is_started_again() {
+    use windows_sys::Win32::Foundation::CloseHandle;
+    use windows_sys::Win32::System::Memory::{FILE_MAP_READ, OpenFileMappingW};
+    let name = unique_name("conf-stale-header");
+    let seg = Segment::create(&name, 4096).unwrap();
+    seg.write(0, b"old").unwrap();
+    let header_name: Vec<u16> = format!("shmbox/{name}")
+        .encode_utf16()
+        .chain(Some(0))
+        .collect();
+    // SAFETY: a NUL-terminated name; the handle is closed below.
+    let header = unsafe { OpenFileMappingW(FILE_MAP_READ, 0, header_name.as_ptr()) };
+    assert!(
+        !header.is_null(),
+        "the header object exists while the segment does"
+    );
+    drop(seg);
+    assert!(matches!(Segment::open(&name), Err(Error::NotFound { .. })));
+    let again = Segment::open_or_create(&name, 8192).unwrap();
+    assert_eq!(again.size(), 8192);
+    assert_eq!(again.generation(), 0);
+    assert_eq!(again.read(0, 3).unwrap(), [0, 0, 0]);
+    assert_eq!(shmbox::info(&name).unwrap().size, 8192);
+    drop(again);
+    // SAFETY: the handle opened above, closed once.
+    unsafe { CloseHandle(header) };
 }

@@ -234,7 +234,7 @@ fn the_sample_exiting_with_the_mutex_gives_shmbox_the_owner_died_report() {
     let died = guard.owner_died().expect("WAIT_ABANDONED is reported");
     assert_eq!(died.pid, None, "the dead owner was not a shmbox process");
     assert!(!died.mid_write, "shmbox's own writes were all committed");
-    assert_eq!(text(guard.data()), "before");
+    assert_eq!(text(&guard.data().to_vec().unwrap()), "before");
     drop(guard);
     assert!(seg.lock().unwrap().owner_died().is_none(), "reported once");
     assert_eq!(seg.info().unwrap().owner_deaths, 1);

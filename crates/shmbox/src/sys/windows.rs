@@ -195,6 +195,16 @@ struct ObjectNames {
 impl ObjectNames {
     fn of(name: &SegmentName) -> ObjectNames {
         let (namespace, base) = name.namespace_and_base();
+        // The prefix is a keyword, matched in any case: spell it as Windows
+        // documents it, so that every spelling reaches the same objects
+        // (Wine, unlike Windows, would not find `global\`).
+        let namespace = if namespace.is_empty() {
+            ""
+        } else if namespace.eq_ignore_ascii_case("Global\\") {
+            "Global\\"
+        } else {
+            "Local\\"
+        };
         let wide = |s: String| s.encode_utf16().chain(Some(0)).collect::<Vec<u16>>();
         ObjectNames {
             data: wide(format!("{namespace}{base}")),
@@ -677,7 +687,7 @@ pub(crate) fn create(name: &SegmentName, capacity: usize, spec: &OpenSpec) -> Re
             name: name.to_string(),
         });
     }
-    join(name, names, data.handle, capacity, spec)
+    join(name, names, data.handle, capacity, spec, true)
 }
 
 /// Opens an existing segment: one that shmbox made, or a bare data mapping
@@ -693,20 +703,22 @@ pub(crate) fn open(name: &SegmentName, spec: &OpenSpec) -> Result<Mapping> {
             reason: format!("its file mapping holds {size} bytes, which cannot be mapped"),
         });
     }
-    join(name, names, data, size as usize, spec)
+    join(name, names, data, size as usize, spec, false)
 }
 
 /// Maps the data and attaches (creating if needed) the header, mutex and
 /// semaphore. `size` is the data mapping's size as the system reports it:
 /// exact on Windows, rounded up to a page under Wine. The capacity is the
 /// header's, if there is one; else `size`, or the caller's expected size if
-/// `size` is what rounding it would give.
+/// `size` is what rounding it would give. `fresh_data`: this process has just
+/// created the data mapping.
 fn join(
     name: &SegmentName,
     names: ObjectNames,
     data_section: OwnedHandle,
     size: usize,
     spec: &OpenSpec,
+    fresh_data: bool,
 ) -> Result<Mapping> {
     let data = View::map(name, &data_section, FILE_MAP_ALL_ACCESS)?;
     let header_section = create_section(name, &names.header, HEADER_SIZE as u64)?;
@@ -719,10 +731,29 @@ fn join(
     let header = View::map(name, &header_section.handle, FILE_MAP_ALL_ACCESS)?;
     // SAFETY: as in `Mapping::header`: at least HEADER_SIZE bytes, aligned.
     let h = unsafe { header.0.cast::<Header>().as_ref() };
-    let capacity = if header_section.existed {
+    let capacity = if header_section.existed && !fresh_data {
         wait_until_ready(name, h, size, spec.init_timeout)?;
         h.capacity.load(Ordering::Relaxed) as usize
     } else {
+        if header_section.existed {
+            // The data is new, so no handle of the old segment is left: this
+            // header outlived it (its last handle was closing, or a program
+            // still holds the header object). It describes the old data, so
+            // start it again; openers that see it meanwhile wait for READY.
+            h.init_state.store(0, Ordering::Release);
+            for word in [
+                &h.lock_word,
+                &h.lock_owner_pid,
+                &h.owner_deaths,
+                &h.handoff_at_ms,
+            ] {
+                word.store(0, Ordering::Relaxed);
+            }
+            h.last_writer_pid.store(0, Ordering::Relaxed);
+            h.notify_sleepers.store(0, Ordering::Relaxed);
+            h.seq.store(0, Ordering::Relaxed);
+            h.last_write_unix_s.store(0, Ordering::Relaxed);
+        }
         let capacity = match spec.expected_size {
             Some(expected) if (expected as u64).next_multiple_of(PAGE) == size as u64 => expected,
             _ => size,
@@ -768,9 +799,17 @@ fn wait_until_ready(
 ) -> Result<()> {
     let started = Instant::now();
     loop {
-        match h.fields().validate_detached(size as u64, PAGE) {
+        let fields = h.fields();
+        match fields.validate_detached(size as u64, PAGE) {
             Ok(()) => return Ok(()),
             Err(HeaderProblem::NotReady) if started.elapsed() < init_timeout => {
+                std::thread::sleep(INIT_POLL);
+            }
+            // A header that outlived its data, about to be started again by
+            // the process that made the data anew (see `join`).
+            Err(HeaderProblem::Corrupt(_))
+                if fields.capacity != size as u64 && started.elapsed() < init_timeout =>
+            {
                 std::thread::sleep(INIT_POLL);
             }
             Err(HeaderProblem::NotReady) => {
