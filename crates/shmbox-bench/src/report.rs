@@ -192,6 +192,11 @@ pub fn markdown(r: &Results) -> String {
         .iter()
         .find(|u| u.0 == "shmbox")
         .map_or(f64::NAN, |u| u.1);
+    let shmbox_guard = r
+        .uncontended
+        .iter()
+        .find(|u| u.0 == crate::uncontended::SHMBOX_GUARD)
+        .map_or(f64::NAN, |u| u.1);
 
     let _ = writeln!(m, "# shmbox benchmarks\n");
     let _ = writeln!(
@@ -263,6 +268,12 @@ pub fn markdown(r: &Results) -> String {
         "| lock + write + unlock within 1.1× the minimal futex lock | {} | {} |",
         ratio(shmbox, floor),
         verdict(shmbox / floor <= 1.1)
+    );
+    let _ = writeln!(
+        m,
+        "| lock + guard.write + unlock within 1.2× one `write` | {} | {} |",
+        ratio(shmbox_guard, shmbox),
+        verdict(shmbox_guard / shmbox <= 1.2)
     );
     let _ = writeln!(
         m,

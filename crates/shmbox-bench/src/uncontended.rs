@@ -36,6 +36,35 @@ impl Scenario for ShmboxWrite {
     }
 }
 
+/// shmbox through its guard: `lock()`, `guard.write` of 64 bytes, drop
+/// (commit, unlock). Several steps under one lock cost what one `write`
+/// costs, or nearly.
+pub struct ShmboxGuard(Segment);
+
+impl ShmboxGuard {
+    pub fn new() -> shmbox::Result<ShmboxGuard> {
+        Ok(ShmboxGuard(Segment::create(
+            crate::unique_name("uncontended-guard"),
+            4096,
+        )?))
+    }
+}
+
+/// The scenario's name, for the report to find it by.
+pub const SHMBOX_GUARD: &str = "shmbox, through the guard (lock, guard.write, drop)";
+
+impl Scenario for ShmboxGuard {
+    fn name(&self) -> &'static str {
+        SHMBOX_GUARD
+    }
+    fn run(&mut self, n: u64) {
+        for _ in 0..n {
+            let mut guard = self.0.lock().unwrap();
+            black_box(guard.write(0, black_box(&PAYLOAD)).unwrap());
+        }
+    }
+}
+
 /// The floor: a bare futex mutex in a shared mapping.
 pub struct FutexFloor(SharedMap);
 
@@ -149,6 +178,7 @@ pub fn all() -> Result<Vec<Box<dyn Scenario>>, String> {
     Ok(vec![
         Box::new(FutexFloor::new().map_err(|e| err(&e))?),
         Box::new(ShmboxWrite::new().map_err(|e| err(&e))?),
+        Box::new(ShmboxGuard::new().map_err(|e| err(&e))?),
         Box::new(RobustPthread::new().map_err(|e| err(&e))?),
         Box::new(RawSync::new().map_err(|e| err(&e))?),
         Box::new(OfdFileLock::new().map_err(|e| err(&e))?),

@@ -35,14 +35,16 @@ pub struct OwnerDied {
     pub mid_write: bool,
 }
 
-/// `SegmentGuard::flags`: a writer died mid-write and nobody has committed
-/// since.
-const TORN: u8 = 1;
+/// `SegmentGuard::state`, bits 0 to 31: the pid a dead holder recorded,
+/// when `OWNER_DIED` (0 if unknown).
+const DIED_PID: u64 = 0xFFFF_FFFF;
+/// A writer died mid-write and nobody has committed since.
+const TORN: u64 = 1 << 32;
 /// The lock was taken over from a dead holder.
-const OWNER_DIED: u8 = 1 << 1;
+const OWNER_DIED: u64 = 1 << 33;
 /// The thread was already panicking when the write began (so a panic that
 /// is unwinding when the guard drops did not interrupt it).
-const BEGAN_PANICKING: u8 = 1 << 2;
+const BEGAN_PANICKING: u64 = 1 << 34;
 
 /// Exclusive access to a segment's data, across processes, until dropped.
 ///
@@ -87,10 +89,11 @@ pub struct SegmentGuard<'a> {
     /// The odd sequence value of the write in progress; 0 until one began
     /// (an odd value is never 0).
     write_seq: u64,
-    /// The pid a dead holder recorded, when `OWNER_DIED` (0 if unknown).
-    died_pid: u32,
-    /// `TORN`, `OWNER_DIED` and `BEGAN_PANICKING`.
-    flags: u8,
+    /// `DIED_PID`, `TORN`, `OWNER_DIED` and `BEGAN_PANICKING`, in one word:
+    /// the guard is three words, each written and moved whole (a guard of
+    /// mixed widths, copied as words, stalls the store buffer on every
+    /// lock).
+    state: u64,
     /// Not `Send`: on Windows the lock is a mutex, which only the thread
     /// that took it may release.
     _not_send: PhantomData<*const ()>,
@@ -117,21 +120,20 @@ impl<'a> SegmentGuard<'a> {
     #[inline]
     pub(crate) fn new(segment: &'a Segment, acquired: Acquired) -> SegmentGuard<'a> {
         let h = segment.header();
-        let mut flags = 0;
-        let mut died_pid = 0;
+        let mut state = 0;
         if h.seq.load(Ordering::Relaxed) & 1 == 1 {
-            flags |= TORN;
+            state |= TORN;
         }
         if acquired == Acquired::OwnerDied {
-            flags |= OWNER_DIED;
-            died_pid = segment.took_over(flags & TORN != 0).pid.unwrap_or(0);
+            state |= OWNER_DIED;
+            let died = segment.took_over(state & TORN != 0);
+            state |= u64::from(died.pid.unwrap_or(0));
         }
         store_if_changed(&h.lock_owner_pid, segment.pid());
         SegmentGuard {
             segment,
             write_seq: 0,
-            died_pid,
-            flags,
+            state,
             _not_send: PhantomData,
         }
     }
@@ -160,9 +162,9 @@ impl<'a> SegmentGuard<'a> {
     /// # Ok::<(), shmbox::Error>(())
     /// ```
     pub fn owner_died(&self) -> Option<OwnerDied> {
-        (self.flags & OWNER_DIED != 0).then(|| OwnerDied {
-            pid: Some(self.died_pid).filter(|&p| p != 0),
-            mid_write: self.flags & TORN != 0,
+        (self.state & OWNER_DIED != 0).then(|| OwnerDied {
+            pid: Some((self.state & DIED_PID) as u32).filter(|&p| p != 0),
+            mid_write: self.state & TORN != 0,
         })
     }
 
@@ -178,7 +180,7 @@ impl<'a> SegmentGuard<'a> {
     /// # Ok::<(), shmbox::Error>(())
     /// ```
     pub fn is_consistent(&self) -> bool {
-        self.flags & TORN == 0
+        self.state & TORN == 0
     }
 
     /// Declares the data consistent as it is, for example after checking or
@@ -248,7 +250,7 @@ impl<'a> SegmentGuard<'a> {
     /// assert_eq!(guard.write(5, b"defgh")?, 3);
     /// # Ok::<(), shmbox::Error>(())
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn write(&mut self, offset: usize, data: &[u8]) -> Result<usize> {
         self.segment.usable()?;
         let n = self.segment.clamp(offset, data.len())?;
@@ -451,7 +453,7 @@ impl<'a> SegmentGuard<'a> {
     fn begin_write(&mut self) {
         if self.write_seq == 0 {
             if std::thread::panicking() {
-                self.flags |= BEGAN_PANICKING;
+                self.state |= BEGAN_PANICKING;
             }
             let seq = &self.segment.header().seq;
             self.write_seq = seqlock::begin_write(seq, seq.load(Ordering::Relaxed));
@@ -460,24 +462,31 @@ impl<'a> SegmentGuard<'a> {
 }
 
 impl Drop for SegmentGuard<'_> {
-    #[inline]
+    /// One call with the guard's words as arguments: a drop this small is
+    /// inlined, so that the guard never has to be written to memory (a
+    /// guard whose address escapes to an outlined drop is stored and copied
+    /// on every lock, which stalls on store forwarding).
+    #[inline(always)]
     fn drop(&mut self) {
-        if self.segment.usable().is_err() {
-            // A child made by fork while the guard was held: the lock and
-            // the write are the parent's.
-            return;
-        }
-        // Errors are for `unlock` to report; a drop has nobody to tell.
-        let _ = if self.write_seq == 0 {
-            self.segment.unlock(false)
-        } else if std::thread::panicking() && self.flags & BEGAN_PANICKING == 0 {
-            // A panic interrupted the write: the data stays marked torn,
-            // as after a crash.
-            self.segment.unlock(false)
-        } else {
-            self.segment.commit_and_unlock(self.write_seq, 0).map(drop)
-        };
+        release(self.segment, self.write_seq, self.state);
     }
+}
+
+/// What dropping a guard does: commit a write, unless a panic interrupted
+/// it (then the data stays marked torn, as after a crash), and unlock.
+#[inline(never)]
+fn release(segment: &Segment, write_seq: u64, state: u64) {
+    if segment.mapping().forked() {
+        // A child made by fork while the guard was held: the lock and the
+        // write are the parent's.
+        return;
+    }
+    let commit = write_seq != 0 && (state & BEGAN_PANICKING != 0 || !std::thread::panicking());
+    if commit {
+        segment.commit(write_seq, 0);
+    }
+    // Errors are for `unlock` to report; a drop has nobody to tell.
+    segment.unlock_quietly(commit);
 }
 
 /// Stores `value` unless the word holds it already. A store that changes

@@ -265,13 +265,20 @@ impl Segment {
     /// the new generation.
     #[inline]
     pub(crate) fn commit_and_unlock(&self, odd: u64, now: u64) -> Result<u64> {
+        let generation = self.commit(odd, now);
+        self.unlock(true)?;
+        Ok(generation)
+    }
+
+    /// Commits the write begun at `odd` (its time is `now`, or read here if
+    /// 0), the lock still held; returns the new generation.
+    #[inline(always)]
+    pub(crate) fn commit(&self, odd: u64, now: u64) -> u64 {
         let h = self.header();
         store_if_changed(&h.last_writer_pid, self.pid);
         let now = if now == 0 { sys::now_unix_s() } else { now };
         store_if_changed(&h.last_write_unix_s, now);
-        let generation = seqlock::end_write(&h.seq, odd);
-        self.unlock(true)?;
-        Ok(generation)
+        seqlock::end_write(&h.seq, odd)
     }
 
     /// Releases the lock this handle holds. Fails if the lock word no
@@ -279,14 +286,34 @@ impl Segment {
     /// changed it meanwhile.
     #[inline]
     pub(crate) fn unlock(&self, committed: bool) -> Result<()> {
-        match self.mapping.unlock(committed) {
-            Unlocked::Released => Ok(()),
-            Unlocked::ReleasedWakeWatchers => {
-                notify::wake_watchers(&self.header().notify_word, &self.mapping.parker());
-                Ok(())
-            }
-            Unlocked::NotOwner => Err(self.lost_lock()),
+        if self.mapping.unlock_fast() {
+            return Ok(());
         }
+        match self.unlock_slow(committed) {
+            Unlocked::NotOwner => Err(self.lost_lock()),
+            _ => Ok(()),
+        }
+    }
+
+    /// `unlock` for a guard's drop, which has nobody to report an error to:
+    /// one atomic instruction in line, the rest out of line.
+    #[inline(always)]
+    pub(crate) fn unlock_quietly(&self, committed: bool) {
+        if !self.mapping.unlock_fast() {
+            self.unlock_slow(committed);
+        }
+    }
+
+    /// The unlock that is more than one compare-and-swap: waiters to wake,
+    /// watchers to tell, or a lock word that is no longer ours.
+    #[cold]
+    #[inline(never)]
+    fn unlock_slow(&self, committed: bool) -> Unlocked {
+        let unlocked = self.mapping.unlock(committed);
+        if unlocked == Unlocked::ReleasedWakeWatchers {
+            notify::wake_watchers(&self.header().notify_word, &self.mapping.parker());
+        }
+        unlocked
     }
 
     #[cold]
@@ -572,7 +599,7 @@ impl Segment {
     /// drop(guard); // commits and unlocks
     /// # Ok::<(), shmbox::Error>(())
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn lock(&self) -> Result<SegmentGuard<'_>> {
         self.lock_timeout(self.timeout)
     }
@@ -596,8 +623,22 @@ impl Segment {
     /// # drop(held);
     /// # Ok::<(), shmbox::Error>(())
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn lock_timeout(&self, timeout: Duration) -> Result<SegmentGuard<'_>> {
+        // The common case in line, in the caller: a usable handle, a free
+        // lock, an intact file. Everything else is out of line.
+        if !self.mapping.forked() && self.mapping.lock_fast() {
+            if !self.mapping.is_cut() {
+                return Ok(SegmentGuard::new(self, Acquired::Clean));
+            }
+            return self.locked(Acquired::Clean);
+        }
+        self.lock_timeout_slow(timeout)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn lock_timeout_slow(&self, timeout: Duration) -> Result<SegmentGuard<'_>> {
         self.usable()?;
         let acquired = self.acquire(timeout)?;
         self.locked(acquired)

@@ -192,7 +192,7 @@ struct Anchor {
 
 impl Anchor {
     fn new(name: &SegmentName, lock_fd: OwnedFd) -> Result<Anchor> {
-        let len = rustix::param::page_size();
+        let len = page_size();
         // SAFETY: a fresh mapping at an address the kernel picks, so it
         // overlaps nothing. PROT_NONE: nothing ever reads or writes it, so
         // it cannot fault, whatever the file's size.
@@ -307,6 +307,16 @@ impl Mapping {
 }
 
 impl RawLock for Mapping {
+    #[inline]
+    fn lock_fast(&self) -> bool {
+        lock::try_lock_fast(&self.header().lock_word, self.lock_id)
+    }
+
+    #[inline]
+    fn unlock_fast(&self) -> bool {
+        lock::unlock_fast(&self.header().lock_word, self.lock_id)
+    }
+
     #[inline]
     fn lock(&self, timeout: Duration) -> Result<Option<Acquired>> {
         if lock::try_lock_fast(&self.header().lock_word, self.lock_id) {
@@ -1173,6 +1183,18 @@ fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> boo
 /// Wakes up to `count` handles asleep on `word`.
 fn futex_wake(word: &AtomicU32, count: u32) {
     let _ = futex::wake(word.as_std(), futex::Flags::empty(), count);
+}
+
+/// The page size, from the C library: rustix's own reading of the auxiliary
+/// vector crashes under valgrind, which the benchmarks' instruction counts
+/// use.
+pub(crate) fn page_size() -> usize {
+    // SAFETY: sysconf only reads a system value.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(page)
+        .ok()
+        .filter(|&p| p > 0)
+        .unwrap_or(4096)
 }
 
 /// Milliseconds on the system-wide monotonic clock, wrapping; coarse.

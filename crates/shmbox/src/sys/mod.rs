@@ -39,12 +39,25 @@ pub(crate) use imp::*;
 
 /// A segment's lock, as a backend builds it.
 pub(crate) trait RawLock {
+    /// Takes the lock if that is one uncontended atomic instruction, and says
+    /// whether it did. `false` means only "use `lock`": a backend without
+    /// such a fast path always says so.
+    #[inline]
+    fn lock_fast(&self) -> bool {
+        false
+    }
     /// Takes the lock, waiting up to `timeout`; `Ok(None)` if it stayed held
     /// by a live holder that long.
     fn lock(&self, timeout: Duration) -> Result<Option<Acquired>>;
     /// Takes the lock if no waiting is needed: it is free, or its holder
     /// died. `Ok(None)` if a live holder has it.
     fn try_lock(&self) -> Result<Option<Acquired>>;
+    /// Releases the lock if that is one atomic instruction (nobody waits or
+    /// watches), and says whether it did; `false` means only "use `unlock`".
+    #[inline]
+    fn unlock_fast(&self) -> bool {
+        false
+    }
     /// Releases the lock this handle holds; `committed` says whether a write
     /// was committed under it. Says whether watchers are to be woken, or
     /// that the lock was no longer this handle's.

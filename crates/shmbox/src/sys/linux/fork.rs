@@ -93,7 +93,7 @@ fn random_token() -> u64 {
 }
 
 fn make_marker() -> Option<&'static AtomicU64> {
-    let len = rustix::param::page_size();
+    let len = super::page_size();
     // SAFETY: a new private anonymous mapping at an address the kernel
     // picks: it overlaps nothing.
     let page = unsafe {

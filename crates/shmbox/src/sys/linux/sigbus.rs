@@ -79,8 +79,9 @@ impl Block {
 /// the handler loaded stays valid for ever.
 static FIRST: AtomicPtr<Block> = AtomicPtr::new(ptr::null_mut());
 
-/// The page size, for rounding fault addresses (set before the handler).
-static PAGE: AtomicUsize = AtomicUsize::new(4096);
+/// The page size, for rounding (set by the first `watch`, before any
+/// handler can run).
+static PAGE: AtomicUsize = AtomicUsize::new(0);
 
 static INSTALL: Once = Once::new();
 
@@ -130,7 +131,11 @@ impl Drop for Watch {
 /// Watches `len` bytes from `start` (a mapping just made) for truncation of
 /// the file behind them. Call before the first access to the mapping.
 pub(crate) fn watch(start: *mut u8, len: usize) -> Watch {
-    let page = PAGE.load(Ordering::Relaxed);
+    let mut page = PAGE.load(Ordering::Relaxed);
+    if page == 0 {
+        page = super::page_size();
+        PAGE.store(page, Ordering::Relaxed);
+    }
     let len = len.div_ceil(page) * page;
     let slot = claim_slot();
     slot.cut.store(false, Ordering::Relaxed);
@@ -193,7 +198,7 @@ pub(crate) fn install() -> std::io::Result<()> {
 ///
 /// Call once per process: it writes `PREVIOUS`, which the handler reads.
 unsafe fn install_once() -> bool {
-    PAGE.store(rustix::param::page_size(), Ordering::Relaxed);
+    PAGE.store(super::page_size(), Ordering::Relaxed);
     // SAFETY: `sigaction` with a null new action only reads the current one
     // into `PREVIOUS`, which nothing reads until our handler is installed
     // below, and which the caller lets nobody else write.
