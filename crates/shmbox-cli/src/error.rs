@@ -82,6 +82,20 @@ impl From<Error> for CliError {
                     seconds(*timeout)
                 )
             }
+            Error::Timeout {
+                name,
+                waiting_for: shmbox::WaitFor::ConsistentRead,
+                timeout,
+            } => {
+                let writer = shmbox::info(name)
+                    .ok()
+                    .and_then(|i| i.lock_owner_pid())
+                    .map_or(String::from("a live writer"), |pid| format!("pid {pid}"));
+                format!(
+                    "timed out after {} waiting for a write in progress to finish in segment {name:?} ({writer} is in the middle of a write; try again, or wait longer with --timeout)",
+                    seconds(*timeout)
+                )
+            }
             // The library's messages already say what happened and what to do.
             other => with_sources(other),
         };

@@ -756,3 +756,64 @@ fn a_torn_segment_is_reported_not_printed() {
         .stdout("repaired\n");
     let _ = std::io::stdout().flush();
 }
+
+#[test]
+fn write_and_read_take_a_timeout() {
+    let name = Name::new("timeouts");
+    create(&name, "64");
+    let holder = Background::start(&["lock", &name, "--", "sleep", "60"]);
+    wait_until("the lock is held", || {
+        let out = shmbox().args(["info", &name, "--json"]).output().unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .is_ok_and(|i| i["lock_state"] == "held")
+    });
+    let started = Instant::now();
+    shmbox()
+        .args(["write", &name, "--timeout", "0.3", "late"])
+        .assert()
+        .code(1)
+        .stderr(
+            one_error_line("timed out after 0.3s waiting for the lock of segment")
+                .and(contains("wait longer with --timeout")),
+        );
+    assert!(started.elapsed() >= Duration::from_millis(300));
+
+    // A write in progress by that live holder (an odd sequence word,
+    // docs/FORMAT.md): info says so, and a read waits for it, up to its
+    // timeout.
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(format!("/dev/shm/shmbox.{}", &*name))
+            .unwrap();
+        f.write_all_at(&1u64.to_le_bytes(), 128).unwrap();
+    }
+    shmbox()
+        .args(["info", &name])
+        .assert()
+        .success()
+        .stdout(contains(format!(
+            "consistent:     a write is in progress (pid {} holds the lock)",
+            holder.0.id()
+        )));
+    let out = shmbox().args(["info", &name, "--json"]).output().unwrap();
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["writing"], true, "{info}");
+    assert_eq!(info["consistent"], true, "{info}");
+    let started = Instant::now();
+    shmbox()
+        .args(["read", &name, "--timeout", "0.3"])
+        .assert()
+        .code(1)
+        .stderr(
+            one_error_line("timed out after 0.3s waiting for a write in progress to finish")
+                .and(contains(format!(
+                    "pid {} is in the middle of a write",
+                    holder.0.id()
+                )))
+                .and(contains("wait longer with --timeout")),
+        );
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    drop(holder);
+}

@@ -15,9 +15,11 @@
 //! - **change notification**: [`Segment::wait_for_change`] sleeps until any
 //!   process commits a write;
 //! - **a crash-safe lifetime**: an [`UntilLastClose`](Lifetime::UntilLastClose)
-//!   segment disappears when the last process holding it closes it or dies;
+//!   segment disappears when the last process holding it closes it; if the
+//!   last holders die instead, the next shmbox call that looks removes it;
 //! - **secure defaults**: mode `0o600`, exclusive creation, and segments of
-//!   other users refused unless allowed.
+//!   other users refused unless allowed;
+//! - **no surprises for the host process** (below).
 //!
 //! # Example
 //!
@@ -38,6 +40,28 @@
 //! assert!(text.data.starts_with("你好".as_bytes()));
 //! # Ok::<(), shmbox::Error>(())
 //! ```
+//!
+//! # A guest in your process
+//!
+//! - **No processes, threads or signal handlers.** Opening a segment starts
+//!   nothing. Segments whose last holders died are reclaimed lazily, by the
+//!   next [`Segment::open`], [`Segment::create`], [`info`] or [`list`] on the
+//!   machine, or by [`reclaim`]. SIGBUS protection for files cut short under
+//!   a mapping is opt-in: [`install_sigbus_handler`].
+//! - **fork() without exec.** A child that inherits a [`Segment`] gets
+//!   [`Error::Forked`] from it, and its copy keeps none of the parent's locks
+//!   alive: a parent killed while holding the lock is taken over at once,
+//!   however many forked workers it leaves.
+//! - **Sound access to shared bytes.** Other processes may change a segment
+//!   at any moment, so no safe method returns a reference into it: data is
+//!   copied in and out ([`SharedBytes`], [`SegmentGuard::read_pod`],
+//!   [`SegmentGuard::write_pod`]), and the `unsafe`
+//!   [`SegmentGuard::as_slice`] states the contract for those who need a
+//!   slice.
+//! - **Process-wide state**: one private page marked `MADV_WIPEONFORK` (to
+//!   tell a child from its parent with one load, where other libraries make
+//!   a `getpid` system call), a table of mappings for the opt-in SIGBUS
+//!   handler, and the time of the last reclaiming sweep.
 //!
 //! # Platforms
 //!
