@@ -306,3 +306,71 @@ pub fn write(r: &Results) -> io::Result<()> {
     }
     std::fs::write(&r.config.output, markdown(r))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use crate::tools::{Outcome, ToolRun};
+    use crate::{Config, Results, Verdict};
+
+    fn results_with(tools: Vec<ToolRun>) -> Results {
+        Results {
+            config: Config {
+                short: false,
+                tools: true,
+                fuzz_seconds: 600,
+                output: PathBuf::from("RELIABILITY.md"),
+                seed: 1,
+            },
+            started: "2026-12-02T00:00:00Z".into(),
+            machine: "a test".into(),
+            seconds: 1.0,
+            torture: Default::default(),
+            stress: Default::default(),
+            races: Default::default(),
+            tools,
+        }
+    }
+
+    fn tool(name: &str, outcome: Outcome) -> ToolRun {
+        ToolRun {
+            name: name.into(),
+            command: format!("cargo {name}"),
+            outcome,
+            seconds: 0.0,
+            detail: String::new(),
+        }
+    }
+
+    /// Regression: a tool that did not run (no nightly toolchain) was
+    /// reported as "held" in the summary. It must read "skipped".
+    #[test]
+    fn a_tool_that_did_not_run_reads_skipped_never_held() {
+        let r = results_with(vec![
+            tool("miri", Outcome::Skipped("no nightly toolchain".into())),
+            tool("loom", Outcome::Passed),
+            tool("fuzz segment_file", Outcome::Failed),
+        ]);
+        let verdicts = r.verdicts();
+        let of = |name: &str| verdicts.iter().find(|v| v.0 == name).unwrap().2;
+        assert_eq!(of("miri"), Verdict::Skipped);
+        assert_eq!(of("loom"), Verdict::Held);
+        assert_eq!(of("fuzz segment_file"), Verdict::Failed);
+        let report = super::markdown(&r);
+        let row = report.lines().find(|l| l.starts_with("| miri |")).unwrap();
+        assert!(row.ends_with("| skipped |"), "{row}");
+        assert!(!row.contains("held"), "{row}");
+        assert!(
+            report
+                .lines()
+                .any(|l| l.starts_with("| loom | passed | held |"))
+        );
+        assert!(!r.all_held(), "a failed tool fails the run");
+        // A skipped one neither fails nor passes anything.
+        assert_eq!(
+            results_with(vec![tool("miri", Outcome::Skipped("x".into()))]).all_held(),
+            results_with(Vec::new()).all_held()
+        );
+    }
+}

@@ -30,7 +30,12 @@ pub(crate) fn begin_write(seq: &AtomicU64, s: u64) -> u64 {
     let odd = if s & 1 == 0 {
         // Wrapping: the word comes from shared memory, and a hostile or
         // corrupt segment may hold any value (found by fuzzing).
-        seq.store(s.wrapping_add(1), Ordering::Relaxed);
+        // Release: a reader that sees the odd value must also see the lock
+        // word that this writer's lock wrote, or it could take a live
+        // writer's lock word for a free one and report the writer dead.
+        // (Found by miri's weak-memory model; on x86 the store is a plain
+        // move either way.)
+        seq.store(s.wrapping_add(1), Ordering::Release);
         s.wrapping_add(1)
     } else {
         s
