@@ -283,12 +283,15 @@ pub fn markdown(r: &Results) -> String {
     let _ = writeln!(
         m,
         "The loom models (crates/shmbox/src/loom_models.rs) check the lock \
-         (exclusion, starvation hand-offs, takeover from a dead holder), the seqlock \
+         (exclusion, starvation hand-offs, takeover from a dead holder, and a \
+         takeover that never replaces a new holder given the dead id), the seqlock \
          (no torn read, a writer dying mid-write reported) and notification (no lost \
          wake-up, spin then sleep) against a futex model in which a lost wake-up is \
          a deadlock that loom reports; two more run the Windows backend's write path \
          (a mutex, then the lock word) and its futex made of a semaphore \
-         (src/sem_futex.rs), including a waiter that times out. The fuzz targets (fuzz/, bodies in \
+         (src/sem_futex.rs), including a waiter that times out. Miri runs the library's \
+         unit tests over an in-process backend (src/sys/memory.rs), a guard writing \
+         while a lock-free reader in another thread copies among them. The fuzz targets (fuzz/, bodies in \
          crates/shmbox-fuzz) plant files of arbitrary bytes and sizes under a \
          segment name and run arbitrary operations on them, cutting the file short \
          while mapped among them; and parse arbitrary sizes and offsets as the \
