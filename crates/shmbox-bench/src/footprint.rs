@@ -30,8 +30,9 @@ pub struct Footprint {
     pub raw_open_close_ns: f64,
     /// (capacity, bytes the file really takes in the tmpfs).
     pub allocated: Vec<(usize, u64)>,
-    /// Resident memory of the reaper of an until-last-close segment, KiB.
-    pub reaper_rss_kib: Option<u64>,
+    /// Processes that creating and opening an until-last-close segment
+    /// started (this process's children before and after).
+    pub helper_processes: Option<usize>,
     /// Peak resident memory of `shmbox read`, KiB.
     pub read_peak_kib: Option<u64>,
     /// Peak resident memory of `shmbox demo` (needs tmux), KiB.
@@ -45,7 +46,14 @@ fn other(e: impl std::fmt::Display) -> io::Error {
 pub fn measure(quick: bool, shmbox: Option<&Path>) -> io::Result<Footprint> {
     let mut f = Footprint::default();
     let name = crate::unique_name("footprint");
+    let children_before = children();
     let seg = Segment::create(&name, 1024).map_err(other)?;
+    drop(Segment::open(&name).map_err(other)?);
+    // A forked helper would show at once; give a late one a moment.
+    std::thread::sleep(Duration::from_millis(100));
+    f.helper_processes = children_before
+        .zip(children())
+        .map(|(before, after)| after.saturating_sub(before));
     let path = PathBuf::from(format!("/dev/shm/shmbox.{name}"));
     let target = if quick {
         Duration::from_millis(20)
@@ -86,7 +94,6 @@ pub fn measure(quick: bool, shmbox: Option<&Path>) -> io::Result<Footprint> {
         shmbox::remove(&cap_name).map_err(other)?;
     }
 
-    f.reaper_rss_kib = reaper_rss(&path);
     if let Some(exe) = shmbox {
         f.read_peak_kib = read_peak_rss(exe).ok();
         f.demo_peak_kib = demo_peak_rss(exe);
@@ -155,45 +162,14 @@ fn read_peak_rss(exe: &Path) -> io::Result<u64> {
     Ok(peak)
 }
 
-/// Resident memory of the reaper that has the segment at `path` open.
-fn reaper_rss(path: &Path) -> Option<u64> {
-    let target = std::fs::metadata(path).ok()?;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-                continue;
-            };
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-            if comm.trim() != "shmbox-reaper" {
-                continue;
-            }
-            let holds = std::fs::read_dir(format!("/proc/{pid}/fd"))
-                .into_iter()
-                .flatten()
-                .flatten()
-                .any(|fd| {
-                    std::fs::metadata(fd.path())
-                        .is_ok_and(|m| m.ino() == target.ino() && m.dev() == target.dev())
-                });
-            if holds {
-                // It takes its name before it lets its parent's memory go:
-                // report it once that is done, when its size holds still.
-                let mut last = status_kib(pid, "VmRSS:")?;
-                while Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(20));
-                    let now = status_kib(pid, "VmRSS:")?;
-                    if now == last {
-                        return Some(now);
-                    }
-                    last = now;
-                }
-                return Some(last);
-            }
-        }
-        std::thread::sleep(Duration::from_millis(10));
+/// How many children this process has, from every thread's list.
+fn children() -> Option<usize> {
+    let mut count = 0;
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let list = std::fs::read_to_string(task.path().join("children")).ok()?;
+        count += list.split_whitespace().count();
     }
-    None
+    Some(count)
 }
 
 fn status_kib(pid: u32, field: &str) -> Option<u64> {

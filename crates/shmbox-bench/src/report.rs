@@ -488,7 +488,7 @@ pub fn markdown(r: &Results) -> String {
     let _ = writeln!(
         m,
         "- Opening an existing segment, mapping it and closing it: {} (`open` + `mmap` + `munmap` + `close` of the same file: {}, {} of it). \
-         shmbox also validates the header, joins the segment's lifetime lock, checks for a reaper and claims a lock id.",
+         shmbox also validates the header, opens a second file description for the handle's locks (its lifetime lock and a lock id) and maps one page of it that children made by fork do not inherit, and, once a second per process, looks for segments whose holders all died.",
         ns(f.open_close_ns),
         ns(f.raw_open_close_ns),
         ratio(f.open_close_ns, f.raw_open_close_ns)
@@ -511,8 +511,10 @@ pub fn markdown(r: &Results) -> String {
     let kib = |v: Option<u64>| v.map_or("not measured".to_owned(), |k| format!("{k} KiB"));
     let _ = writeln!(
         m,
-        "\n- The reaper of an until-last-close segment (one small process per segment): {} resident.",
-        kib(f.reaper_rss_kib)
+        "\n- Processes started by creating and opening an until-last-close segment: {} (this process's children, counted before and after). \
+         shmbox starts none: a segment whose holders all died is reclaimed by the next shmbox call that looks (docs/RELIABILITY.md).",
+        f.helper_processes
+            .map_or("not measured".to_owned(), |n| n.to_string())
     );
     let _ = writeln!(
         m,
