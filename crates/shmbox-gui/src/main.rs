@@ -53,7 +53,11 @@ fn main() -> ExitCode {
     if let Some(path) = args.dump {
         app = app.dump_to(path);
     }
-    match eframe::run_native(&title, options, Box::new(|_| Ok(Box::new(app)))) {
+    let started = |cc: &eframe::CreationContext<'_>| {
+        close_on_signals(cc.egui_ctx.clone());
+        Ok(Box::new(app) as Box<dyn eframe::App>)
+    };
+    match eframe::run_native(&title, options, Box::new(started)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("shmbox-gui: {e}");
@@ -61,3 +65,27 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// SIGTERM, SIGINT and SIGHUP close the window the way its close button
+/// does: the app is dropped, its handle on the segment closed, and the last
+/// window removes the segment. (Killed outright, a window leaves that to the
+/// next shmbox call, which reclaims segments whose holders all died.)
+#[cfg(unix)]
+fn close_on_signals(ctx: egui::Context) {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP]) else {
+        eprintln!(
+            "shmbox-gui: warning: cannot watch for SIGTERM; a signal will end the window abruptly"
+        );
+        return;
+    };
+    std::thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+            ctx.request_repaint();
+        }
+    });
+}
+
+#[cfg(not(unix))]
+fn close_on_signals(_: egui::Context) {}
