@@ -161,10 +161,10 @@ pub unsafe extern "system" fn shmbox_write(
         // SAFETY: the caller's contract for `data` and `len`.
         let data = unsafe { c_bytes(data, len) }?;
         let written = match held::with(seg as usize, |guard| guard.write(offset, data)) {
-            Some(written) => written?,
-            None => handle.segment.write(offset, data)?,
+            Some(written) => written,
+            None => handle.segment.write(offset, data),
         };
-        Ok(written)
+        written.map_err(|e| about(&handle, e))
     })
 }
 
@@ -191,10 +191,10 @@ pub unsafe extern "system" fn shmbox_read(
         // SAFETY: the caller's contract for `buf` and `len`.
         let buf = unsafe { c_bytes_mut(buf, len) }?;
         let read = match held::with(seg as usize, |guard| guard.read_into(offset, buf)) {
-            Some(read) => read?,
-            None => handle.segment.read_into(offset, buf)?,
+            Some(read) => read,
+            None => handle.segment.read_into(offset, buf),
         };
-        Ok(read)
+        read.map_err(|e| about(&handle, e))
     })
 }
 
@@ -292,6 +292,17 @@ pub extern "system" fn shmbox_version() -> *const c_char {
             Err(_) => panic!("the version has no NUL byte"),
         };
     VERSION.as_ptr()
+}
+
+/// The failure for `e`, an error on `handle`'s segment: its message names
+/// the segment even where the library's does not (an offset out of range).
+fn about(handle: &Handle, e: Error) -> Failure {
+    let mut failure = Failure::from(e);
+    let name = handle.segment.name().as_str();
+    if !failure.message.contains(name) {
+        failure.message = format!("segment {name:?}: {}", failure.message);
+    }
+    failure
 }
 
 /// `timeout_ms` as a duration; SHMBOX_INFINITE waits for ever.

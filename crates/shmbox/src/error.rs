@@ -118,7 +118,9 @@ pub enum Error {
     },
 
     /// An offset past the end of the segment.
-    #[error("offset {offset} is past the end of the segment ({size} bytes)")]
+    #[error(
+        "offset {offset} is past the end of the segment ({size} bytes): use an offset from 0 to {size}"
+    )]
     OutOfRange {
         /// The offset as given.
         offset: usize,

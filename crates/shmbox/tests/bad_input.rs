@@ -233,7 +233,7 @@ fn offsets_past_the_end() {
     ));
     assert_eq!(
         e.to_string(),
-        "offset 17 is past the end of the segment (16 bytes)"
+        "offset 17 is past the end of the segment (16 bytes): use an offset from 0 to 16"
     );
     assert!(matches!(seg.read(17, 1), Err(Error::OutOfRange { .. })));
     assert!(matches!(
