@@ -21,6 +21,15 @@ fn crate_dir() -> PathBuf {
 }
 
 fn cc(args: &[&str], out: &Path) {
+    cc_with(
+        &["-I", crate_dir().join("include").to_str().unwrap()],
+        args,
+        out,
+    );
+}
+
+/// Compiles the client with `flags` before the source and `args` after it.
+fn cc_with(flags: &[&str], args: &[&str], out: &Path) {
     let compiler = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let status = Command::new(&compiler)
         .args([
@@ -30,8 +39,7 @@ fn cc(args: &[&str], out: &Path) {
             "-Wextra",
             "-Werror",
         ])
-        .arg("-I")
-        .arg(crate_dir().join("include"))
+        .args(flags)
         .arg(crate_dir().join("tests/c/client.c"))
         .args(args)
         .arg("-o")
@@ -200,4 +208,66 @@ fn c_and_the_command_read_what_the_other_wrote() {
         "from the command"
     );
     assert!(run(&shmbox, &["rm", &name]).status.success());
+}
+
+/// `shmbox.pc.in`, installed into a staging prefix as the README says,
+/// gives pkg-config what it takes to build and link a C program.
+#[test]
+fn the_pkg_config_file_builds_a_program() {
+    if Command::new("pkg-config")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var_os("SHMBOX_REQUIRE_CLI").is_none(),
+            "pkg-config is missing (apt-get install pkgconf), and .ci/run installs it"
+        );
+        eprintln!("SKIPPED: pkg-config is not installed (apt-get install pkgconf)");
+        return;
+    }
+    let prefix = std::env::temp_dir().join(format!("shmbox-prefix-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&prefix);
+    for dir in ["lib/pkgconfig", "include"] {
+        std::fs::create_dir_all(prefix.join(dir)).unwrap();
+    }
+    std::fs::copy(
+        build_dir().join("libshmbox.so"),
+        prefix.join("lib/libshmbox.so"),
+    )
+    .unwrap();
+    std::fs::copy(
+        crate_dir().join("include/shmbox.h"),
+        prefix.join("include/shmbox.h"),
+    )
+    .unwrap();
+    let template = std::fs::read_to_string(crate_dir().join("shmbox.pc.in")).unwrap();
+    let pc = template
+        .replace("@PREFIX@", prefix.to_str().unwrap())
+        .replace("@VERSION@", env!("CARGO_PKG_VERSION"));
+    std::fs::write(prefix.join("lib/pkgconfig/shmbox.pc"), pc).unwrap();
+
+    let flags = |what: &str| {
+        let out = Command::new("pkg-config")
+            .args([what, "shmbox"])
+            .env("PKG_CONFIG_PATH", prefix.join("lib/pkgconfig"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pkg-config {what} shmbox failed");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let cflags = flags("--cflags");
+    let libs = flags("--libs");
+    let version = flags("--modversion");
+    assert_eq!(version.trim(), env!("CARGO_PKG_VERSION"));
+    let rpath = format!("-Wl,-rpath,{}", prefix.join("lib").display());
+    let mut args: Vec<&str> = libs.split_whitespace().collect();
+    args.push(&rpath);
+    let exe = prefix.join("client");
+    cc_with(&cflags.split_whitespace().collect::<Vec<_>>(), &args, &exe);
+    let name = crate::prefix("pc");
+    let _cleanup = cleanup_for(&name);
+    let result = run(&exe, &["all", &name]);
+    let _ = std::fs::remove_dir_all(&prefix);
+    assert!(result.status.success());
 }
