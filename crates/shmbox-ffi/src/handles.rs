@@ -5,10 +5,9 @@
 //! segment, so a NULL, closed or made-up handle is refused, and a closed
 //! one is never mistaken for a later handle (tokens are not reused).
 //!
-//! # Safety
-//!
-//! A lock held across calls is a `SegmentGuard` kept in a thread-local
-//! list beside the `Arc` of the handle it borrows from; see `held::lock`.
+//! A lock held across calls is an `ArcSegmentGuard` in a thread-local
+//! list: the thread that took it releases it, on `shmbox_unlock`,
+//! `shmbox_close` or its exit.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -16,22 +15,19 @@ use std::ffi::c_int;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use shmbox_core::{Segment, SegmentGuard};
+use shmbox_core::{ArcSegmentGuard, Segment};
 
 use crate::status::{
     Failure, SHMBOX_ERR_INVALID_ARGUMENT, SHMBOX_ERR_NOT_OWNER, SHMBOX_OK, SHMBOX_OWNER_DIED, fail,
 };
 
 /// What a token stands for.
-#[derive(Debug)]
-pub(crate) struct Handle {
-    pub(crate) segment: Segment,
-}
+pub(crate) type Handle = Arc<Segment>;
 
-static OPEN: Mutex<BTreeMap<usize, Arc<Handle>>> = Mutex::new(BTreeMap::new());
+static OPEN: Mutex<BTreeMap<usize, Handle>> = Mutex::new(BTreeMap::new());
 static NEXT: AtomicUsize = AtomicUsize::new(1);
 
-fn table() -> std::sync::MutexGuard<'static, BTreeMap<usize, Arc<Handle>>> {
+fn table() -> std::sync::MutexGuard<'static, BTreeMap<usize, Handle>> {
     OPEN.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -46,12 +42,12 @@ pub(crate) fn open(handle: Handle) -> usize {
             break token;
         }
     };
-    table.insert(token, Arc::new(handle));
+    table.insert(token, handle);
     token
 }
 
 /// The handle behind a token.
-pub(crate) fn get(token: usize) -> Result<Arc<Handle>, Failure> {
+pub(crate) fn get(token: usize) -> Result<Handle, Failure> {
     if token == 0 {
         return Err(fail(
             SHMBOX_ERR_INVALID_ARGUMENT,
@@ -82,18 +78,7 @@ pub(crate) mod held {
     /// A lock taken by `shmbox_lock`, until `shmbox_unlock`.
     struct Held {
         token: usize,
-        /// Borrows `handle.segment`; always gone before `handle` is (see
-        /// `lock`). `None` once `unlock` took it.
-        guard: Option<SegmentGuard<'static>>,
-        /// Keeps the segment alive while the guard lives; never read.
-        _handle: Arc<Handle>,
-    }
-
-    impl Drop for Held {
-        fn drop(&mut self) {
-            // Before `handle`, which the fields' own drop comes to after this.
-            drop(self.guard.take());
-        }
+        guard: ArcSegmentGuard,
     }
 
     thread_local! {
@@ -102,13 +87,13 @@ pub(crate) mod held {
     }
 
     fn name(handle: &Handle) -> &str {
-        handle.segment.name().as_str()
+        handle.name().as_str()
     }
 
     /// Takes the lock of `token`'s segment for this thread.
     pub(crate) fn lock(
         token: usize,
-        handle: Arc<Handle>,
+        handle: Handle,
         timeout: std::time::Duration,
     ) -> Result<c_int, Failure> {
         if HELD.with(|held| held.borrow().iter().any(|h| h.token == token)) {
@@ -121,36 +106,22 @@ pub(crate) mod held {
                 ),
             ));
         }
-        let guard = handle.segment.lock_timeout(timeout)?;
+        let guard = handle.lock_arc_timeout(timeout)?;
         let status = if guard.owner_died().is_some() {
             SHMBOX_OWNER_DIED
         } else {
             SHMBOX_OK
         };
-        // SAFETY: the guard borrows `handle.segment`, which lives in the
-        // `Arc` allocation that `Held` keeps a clone of, at an address that
-        // does not move; `Held` drops the guard before that clone. The
-        // `'static` lifetime never escapes: `with` hands the guard only to a
-        // closure that is generic over its lifetime. The guard is not
-        // `Send`, and stays in this thread's list.
-        let guard =
-            unsafe { std::mem::transmute::<SegmentGuard<'_>, SegmentGuard<'static>>(guard) };
-        HELD.with(|held| {
-            held.borrow_mut().push(Held {
-                token,
-                guard: Some(guard),
-                _handle: Arc::clone(&handle),
-            })
-        });
+        HELD.with(|held| held.borrow_mut().push(Held { token, guard }));
         Ok(status)
     }
 
     /// Runs `f` on the guard this thread holds for `token`, if it holds one.
-    pub(crate) fn with<R>(token: usize, f: impl FnOnce(&mut SegmentGuard<'_>) -> R) -> Option<R> {
+    pub(crate) fn with<R>(token: usize, f: impl FnOnce(&mut ArcSegmentGuard) -> R) -> Option<R> {
         HELD.with(|held| {
             let mut held = held.borrow_mut();
-            let guard = held.iter_mut().find(|h| h.token == token)?.guard.as_mut()?;
-            Some(f(guard))
+            let entry = held.iter_mut().find(|h| h.token == token)?;
+            Some(f(&mut entry.guard))
         })
     }
 
@@ -161,7 +132,7 @@ pub(crate) mod held {
             let at = held.iter().position(|h| h.token == token)?;
             Some(held.swap_remove(at))
         });
-        let Some(mut entry) = entry else {
+        let Some(entry) = entry else {
             let what = match super::get(token) {
                 Ok(handle) => format!("segment {:?}", name(&handle)),
                 Err(e) => return Err(e),
@@ -174,13 +145,7 @@ pub(crate) mod held {
                 ),
             ));
         };
-        let unlocked = match entry.guard.take() {
-            Some(guard) => guard.unlock(),
-            None => Ok(0),
-        };
-        // The guard is gone: now the handle may go too.
-        drop(entry);
-        unlocked?;
+        entry.guard.unlock()?;
         Ok(SHMBOX_OK)
     }
 

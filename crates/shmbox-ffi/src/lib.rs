@@ -25,6 +25,7 @@ mod handles;
 mod status;
 
 use std::ffi::{CStr, c_char, c_int, c_void};
+use std::sync::Arc;
 use std::time::Duration;
 
 use libc::{intptr_t, size_t};
@@ -132,7 +133,7 @@ pub extern "system" fn shmbox_close(seg: *mut shmbox_segment) {
 pub extern "system" fn shmbox_size(seg: *const shmbox_segment) -> size_t {
     let mut size = 0;
     let _ = status::guarded(|| {
-        size = handles::get(seg as usize)?.segment.size();
+        size = handles::get(seg as usize)?.size();
         Ok(SHMBOX_OK)
     });
     size
@@ -162,7 +163,7 @@ pub unsafe extern "system" fn shmbox_write(
         let data = unsafe { c_bytes(data, len) }?;
         let written = match held::with(seg as usize, |guard| guard.write(offset, data)) {
             Some(written) => written,
-            None => handle.segment.write(offset, data),
+            None => handle.write(offset, data),
         };
         written.map_err(|e| about(&handle, e))
     })
@@ -192,7 +193,7 @@ pub unsafe extern "system" fn shmbox_read(
         let buf = unsafe { c_bytes_mut(buf, len) }?;
         let read = match held::with(seg as usize, |guard| guard.read_into(offset, buf)) {
             Some(read) => read,
-            None => handle.segment.read_into(offset, buf),
+            None => handle.read_into(offset, buf),
         };
         read.map_err(|e| about(&handle, e))
     })
@@ -237,7 +238,7 @@ pub unsafe extern "system" fn shmbox_wait_for_change(
 ) -> c_int {
     status::guarded(|| {
         let handle = handles::get(seg as usize)?;
-        let now = handle.segment.wait_for_change(since, timeout(timeout_ms))?;
+        let now = handle.wait_for_change(since, timeout(timeout_ms))?;
         if !generation.is_null() {
             // SAFETY: the caller's contract for `generation`.
             unsafe { generation.write(now) };
@@ -252,7 +253,7 @@ pub unsafe extern "system" fn shmbox_wait_for_change(
 pub extern "system" fn shmbox_generation(seg: *const shmbox_segment) -> u64 {
     let mut generation = 0;
     let _ = status::guarded(|| {
-        generation = handles::get(seg as usize)?.segment.generation();
+        generation = handles::get(seg as usize)?.generation();
         Ok(SHMBOX_OK)
     });
     generation
@@ -298,7 +299,7 @@ pub extern "system" fn shmbox_version() -> *const c_char {
 /// the segment even where the library's does not (an offset out of range).
 fn about(handle: &Handle, e: Error) -> Failure {
     let mut failure = Failure::from(e);
-    let name = handle.segment.name().as_str();
+    let name = handle.name().as_str();
     if !failure.message.contains(name) {
         failure.message = format!("segment {name:?}: {}", failure.message);
     }
@@ -388,7 +389,7 @@ unsafe fn hand_out(segment: Segment, out: *mut *mut shmbox_segment) -> Result<c_
             "the pointer for the new handle (out) is NULL",
         ));
     }
-    let token = handles::open(Handle { segment });
+    let token = handles::open(Arc::new(segment));
     // SAFETY: the caller's contract for `out`.
     unsafe { out.write(token as *mut shmbox_segment) };
     Ok(SHMBOX_OK)

@@ -84,6 +84,8 @@
 #![cfg_attr(not(any(target_os = "linux", windows)), allow(dead_code))]
 
 #[cfg(not(loom))]
+mod arc_guard;
+#[cfg(not(loom))]
 mod error;
 #[cfg(not(loom))]
 mod guard;
@@ -117,6 +119,8 @@ mod view;
 #[doc = include_str!("../../../README.md")]
 struct ReadmeExamples;
 
+#[cfg(not(loom))]
+pub use arc_guard::ArcSegmentGuard;
 #[cfg(not(loom))]
 pub use error::{Error, Result, WaitFor};
 #[cfg(not(loom))]

@@ -227,6 +227,32 @@ impl Segment {
         self.header().seq.load(Ordering::Acquire) >> 1
     }
 
+    /// The first byte of the data region, [`size`](Segment::size) bytes
+    /// long, for handing the memory to code outside Rust's rules: a
+    /// binding's buffer object, a device, a C library.
+    ///
+    /// The pointer stays valid while this `Segment` lives (also in a child
+    /// made by `fork`, which inherits the mapping). Getting it is safe;
+    /// using it is not. Accesses through it bypass the lock and the
+    /// seqlock: they commit no generation, wake no waiter, and race with
+    /// other processes unless the code using them takes the lock itself.
+    /// Prefer [`SegmentGuard`]'s copies, or its `unsafe`
+    /// [`as_slice`](SegmentGuard::as_slice), where you can.
+    ///
+    /// ```
+    /// # let name = format!("doc-data-ptr-{}", std::process::id());
+    /// let seg = shmbox::Segment::open_or_create(&name, 8)?;
+    /// let guard = seg.lock()?;
+    /// // SAFETY: in the segment, and under its lock.
+    /// unsafe { seg.data_ptr().write_volatile(b'!') };
+    /// drop(guard);
+    /// assert_eq!(seg.read(0, 1)?, b"!");
+    /// # Ok::<(), shmbox::Error>(())
+    /// ```
+    pub fn data_ptr(&self) -> *mut u8 {
+        self.mapping.data_ptr()
+    }
+
     #[inline]
     pub(crate) fn header(&self) -> &Header {
         self.mapping.header()
