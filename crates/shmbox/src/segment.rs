@@ -563,6 +563,35 @@ impl Segment {
     /// ```
     #[inline]
     pub fn read_consistent_into(&self, offset: usize, buf: &mut [u8]) -> Result<Copied> {
+        self.read_consistent_into_timeout(offset, buf, self.timeout)
+    }
+
+    /// Like [`read_consistent_into`](Segment::read_consistent_into), waiting
+    /// at most `timeout` for a write in progress to end. With
+    /// [`Duration::ZERO`] it makes one attempt: a caller that must not block
+    /// (a binding holding an interpreter lock) tries that first, and waits
+    /// only when it fails with [`Error::Timeout`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`read_consistent`](Segment::read_consistent), with `timeout`.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # let name = format!("doc-read-consistent-timeout-{}", std::process::id());
+    /// let seg = shmbox::Segment::open_or_create(&name, 4)?;
+    /// let mut buf = [0u8; 4];
+    /// let copied = seg.read_consistent_into_timeout(0, &mut buf, Duration::ZERO)?;
+    /// assert_eq!(copied.len, 4); // no writer: the one attempt succeeds
+    /// # Ok::<(), shmbox::Error>(())
+    /// ```
+    #[inline]
+    pub fn read_consistent_into_timeout(
+        &self,
+        offset: usize,
+        buf: &mut [u8],
+        timeout: Duration,
+    ) -> Result<Copied> {
         self.usable()?;
         let n = self.clamp(offset, buf.len())?;
         let buf = &mut buf[..n];
@@ -574,27 +603,27 @@ impl Segment {
             &h.lock_word,
             &h.notify_word,
             self.mapping.lock_id(),
-            Some(self.timeout),
+            Some(timeout),
             &self.mapping.parker(),
             // SAFETY: `src..src + n` lies in the live mapping, which `self`
             // keeps alive for the whole call.
             || unsafe { copy_from_shared(src, buf) },
         )
-        .map_err(|failure| self.read_failure(failure))?;
+        .map_err(|failure| self.read_failure(failure, timeout))?;
         self.intact()?;
         Ok(Copied { len: n, generation })
     }
 
     /// The error for a consistent read that gave up.
     #[cold]
-    fn read_failure(&self, failure: seqlock::ReadFailure) -> Error {
+    fn read_failure(&self, failure: seqlock::ReadFailure, timeout: Duration) -> Error {
         match failure {
             seqlock::ReadFailure::WriterDied(generation) => Error::Inconsistent {
                 name: self.name.to_string(),
                 generation,
             },
             seqlock::ReadFailure::TimedOut => {
-                self.timeout_error(WaitFor::ConsistentRead, self.timeout)
+                self.timeout_error(WaitFor::ConsistentRead, timeout)
             }
         }
     }
