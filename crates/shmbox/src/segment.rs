@@ -622,9 +622,7 @@ impl Segment {
                 name: self.name.to_string(),
                 generation,
             },
-            seqlock::ReadFailure::TimedOut => {
-                self.timeout_error(WaitFor::ConsistentRead, timeout)
-            }
+            seqlock::ReadFailure::TimedOut => self.timeout_error(WaitFor::ConsistentRead, timeout),
         }
     }
 
