@@ -7,10 +7,8 @@
 //! collected in its thread, or when the thread ends.
 
 use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::thread::ThreadId;
 
 use pyo3::exceptions::PyResourceWarning;
 use pyo3::prelude::*;
@@ -22,6 +20,8 @@ use crate::shared_memory::{SharedMemory, bytes_of, clamped_len, index};
 
 struct Held {
     id: u64,
+    /// Shared with the `LockGuard`: true while this entry holds the lock.
+    live: Arc<AtomicBool>,
     guard: ArcSegmentGuard,
 }
 
@@ -31,9 +31,8 @@ struct HeldList(Vec<Held>);
 
 impl Drop for HeldList {
     fn drop(&mut self) {
-        let mut live = live();
         for held in &self.0 {
-            live.remove(&held.id);
+            held.live.store(false, Ordering::Relaxed);
         }
         // Then the guards drop with the list, releasing the locks.
     }
@@ -44,28 +43,19 @@ thread_local! {
     static HELD: RefCell<HeldList> = RefCell::new(HeldList::default());
 }
 
-/// The ids of the locks that some thread holds, so that a `LockGuard` can
-/// tell whether its lock is still held: its thread may have ended, and
-/// released it, without the `LockGuard` knowing.
-static LIVE: Mutex<BTreeSet<u64>> = Mutex::new(BTreeSet::new());
-
-fn live() -> MutexGuard<'static, BTreeSet<u64>> {
-    LIVE.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// Keeps `guard` in this thread's list, and returns its id.
-pub(crate) fn hold(guard: ArcSegmentGuard) -> u64 {
+/// Keeps `guard` in this thread's list, and returns its id and its flag.
+pub(crate) fn hold(guard: ArcSegmentGuard) -> (u64, Arc<AtomicBool>) {
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    live().insert(id);
-    HELD.with_borrow_mut(|held| held.0.push(Held { id, guard }));
-    id
-}
-
-/// Whether the lock `id` is still held, by any thread.
-fn is_live(id: u64) -> bool {
-    live().contains(&id)
+    let live = Arc::new(AtomicBool::new(true));
+    let entry = Held {
+        id,
+        live: Arc::clone(&live),
+        guard,
+    };
+    HELD.with_borrow_mut(|held| held.0.push(entry));
+    (id, live)
 }
 
 /// Runs `f` on the guard `id` if this thread holds it.
@@ -78,8 +68,9 @@ fn with_guard<R>(id: u64, f: impl FnOnce(&mut ArcSegmentGuard) -> R) -> Option<R
     })
 }
 
-/// Takes the guard `id` out of this thread's list. `None` also while the
-/// thread is ending (its list is being dropped, which releases the lock).
+/// Takes the guard `id` out of this thread's list. `None` if another thread
+/// holds it, and while this thread is ending (its list is being dropped,
+/// which releases the lock).
 fn take(id: u64) -> Option<ArcSegmentGuard> {
     let held = HELD
         .try_with(|held| {
@@ -89,7 +80,7 @@ fn take(id: u64) -> Option<ArcSegmentGuard> {
         })
         .ok()
         .flatten()?;
-    live().remove(&held.id);
+    held.live.store(false, Ordering::Relaxed);
     Some(held.guard)
 }
 
@@ -149,27 +140,27 @@ impl From<shmbox::OwnerDied> for OwnerDied {
 #[pyclass(module = "shmbox", frozen)]
 pub(crate) struct LockGuard {
     id: u64,
-    thread: ThreadId,
+    /// True while the lock is held; set false by `release()`, or when the
+    /// holding thread ends.
+    live: Arc<AtomicBool>,
     segment: Arc<Segment>,
     shm: Py<SharedMemory>,
     owner_died: Option<OwnerDied>,
-    released: AtomicBool,
 }
 
 impl LockGuard {
     pub(crate) fn new(
-        id: u64,
+        (id, live): (u64, Arc<AtomicBool>),
         segment: Arc<Segment>,
         shm: Py<SharedMemory>,
         owner_died: Option<shmbox::OwnerDied>,
     ) -> LockGuard {
         LockGuard {
             id,
-            thread: std::thread::current().id(),
+            live,
             segment,
             shm,
             owner_died: owner_died.map(OwnerDied::from),
-            released: AtomicBool::new(false),
         }
     }
 
@@ -177,54 +168,41 @@ impl LockGuard {
         self.segment.name().as_str()
     }
 
+    fn is_live(&self) -> bool {
+        self.live.load(Ordering::Relaxed)
+    }
+
     /// Runs `f` on the guard, or says why it cannot: released, or held by
-    /// another thread.
+    /// another thread. (The guard is in this thread's list only if this
+    /// thread holds it.)
     fn with<R>(&self, py: Python<'_>, f: impl FnOnce(&mut ArcSegmentGuard) -> R) -> PyResult<R> {
-        if self.released.load(Ordering::Relaxed) {
-            return Err(self.released_error(py));
-        }
-        if std::thread::current().id() != self.thread {
-            return Err(self.other_thread_error(py));
-        }
-        with_guard(self.id, f).ok_or_else(|| self.released_error(py))
+        with_guard(self.id, f).ok_or_else(|| self.not_here(py))
     }
 
-    fn released_error(&self, py: Python<'_>) -> PyErr {
-        new_error(
-            py,
-            "LockError",
-            format!("the lock of segment {:?} was already released", self.name()),
-            self.name(),
-        )
-    }
-
-    fn other_thread_error(&self, py: Python<'_>) -> PyErr {
-        new_error(
-            py,
-            "LockError",
+    /// The error for a guard that is not in this thread's list.
+    #[cold]
+    fn not_here(&self, py: Python<'_>) -> PyErr {
+        let message = if self.is_live() {
             format!(
                 "the lock of segment {:?} belongs to the thread that took it; \
                  only that thread can use or release it",
                 self.name()
-            ),
-            self.name(),
-        )
+            )
+        } else {
+            format!("the lock of segment {:?} was already released", self.name())
+        };
+        new_error(py, "LockError", message, self.name())
     }
 }
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
-        if self.released.load(Ordering::Relaxed) {
+        if !self.is_live() {
             return;
         }
-        if std::thread::current().id() == self.thread {
-            // Collected without release(): release it now, as a `with`
-            // block would have. There is nobody to tell of an error.
-            drop(take(self.id));
-            return;
-        }
-        if !is_live(self.id) {
-            // Its thread ended, and released it.
+        if take(self.id).is_some() {
+            // Collected without release(), in its thread: released now, as a
+            // `with` block would have. There is nobody to tell of an error.
             return;
         }
         // Collected in another thread: the lock stays with its thread, and
@@ -249,14 +227,7 @@ impl LockGuard {
     /// Raises LockError if it was already released, or if called from a
     /// thread other than the one that took it.
     fn release(&self, py: Python<'_>) -> PyResult<u64> {
-        if self.released.load(Ordering::Relaxed) {
-            return Err(self.released_error(py));
-        }
-        if std::thread::current().id() != self.thread {
-            return Err(self.other_thread_error(py));
-        }
-        let guard = take(self.id).ok_or_else(|| self.released_error(py))?;
-        self.released.store(true, Ordering::Relaxed);
+        let guard = take(self.id).ok_or_else(|| self.not_here(py))?;
         guard.unlock().py_err(py)
     }
 
@@ -265,10 +236,17 @@ impl LockGuard {
     }
 
     /// Releases the lock unless ``release()`` already did.
-    #[pyo3(signature = (*_exc))]
-    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
-        if !self.released.load(Ordering::Relaxed) {
-            self.release(py)?;
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        _exc_type: &Bound<'_, PyAny>,
+        _exc: &Bound<'_, PyAny>,
+        _traceback: &Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
+        if let Some(guard) = take(self.id) {
+            guard.unlock().py_err(py)?;
+        } else if self.is_live() {
+            return Err(self.not_here(py));
         }
         Ok(false)
     }
@@ -289,7 +267,7 @@ impl LockGuard {
     /// Whether the lock is still held (not yet released).
     #[getter]
     fn held(&self) -> bool {
-        !self.released.load(Ordering::Relaxed) && is_live(self.id)
+        self.is_live()
     }
 
     /// Declares the data consistent as it is: releasing the lock then
@@ -306,7 +284,7 @@ impl LockGuard {
     #[getter]
     fn buf(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         self.with(py, |guard| guard.mark_consistent())?;
-        self.shm.bind(py).borrow().buf(py)
+        self.shm.bind(py).get().buf(py)
     }
 
     /// Reads up to ``size`` bytes (all, if None) from ``offset``, through

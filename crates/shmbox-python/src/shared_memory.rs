@@ -47,7 +47,7 @@ struct State {
 ///
 /// There is no resource tracker: nothing is unlinked behind your back, and
 /// nothing leaks after a crash.
-#[pyclass(module = "shmbox", subclass, weakref)]
+#[pyclass(module = "shmbox", subclass, weakref, frozen)]
 pub(crate) struct SharedMemory {
     name: String,
     size: usize,
@@ -399,12 +399,12 @@ impl SharedMemory {
     #[pyo3(signature = (timeout=None))]
     fn lock(slf: &Bound<'_, Self>, timeout: Option<f64>) -> PyResult<LockGuard> {
         let py = slf.py();
-        let this = slf.borrow();
+        let this = slf.get();
         let timeout = match timeout {
             None => this.timeout,
             Some(t) => timeout_from_secs(py, Some(t))?,
         };
-        let (segment, id, died) = this.run(py, |segment| {
+        let (segment, held, died) = this.run(py, |segment| {
             if with_guard_on(segment, |_| ()).is_some() {
                 return Err(new_error(
                     py,
@@ -436,7 +436,7 @@ impl SharedMemory {
             };
             Ok((Arc::clone(segment), taken.0, taken.1))
         })?;
-        Ok(LockGuard::new(id, segment, slf.clone().unbind(), died))
+        Ok(LockGuard::new(held, segment, slf.clone().unbind(), died))
     }
 
     /// Writes ``data`` (bytes, bytearray, memoryview, or anything with the
@@ -586,7 +586,7 @@ impl SharedMemory {
         slf: &Bound<'py, Self>,
     ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
         let py = slf.py();
-        let this = slf.borrow();
+        let this = slf.get();
         static ATTACH: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
         let attach = ATTACH.get_or_try_init(py, || {
             Ok::<_, PyErr>(py.import("shmbox._shmbox")?.getattr("_attach")?.unbind())
@@ -602,7 +602,7 @@ impl SharedMemory {
     }
 
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
-        let this = slf.borrow();
+        let this = slf.get();
         let class = slf.get_type().qualname()?;
         let name = pyo3::types::PyString::new(slf.py(), &this.name).repr()?;
         Ok(format!("{class}({name}, size={})", this.size))

@@ -232,6 +232,11 @@ def test_thread_end_releases_its_locks(shm, name):
     thread = threading.Thread(target=lambda: kept.append(shm.lock()))
     thread.start()
     thread.join()
+    # join() returns when the Python thread is done; the OS thread releases
+    # its locks a moment later, as it exits.
+    deadline = time.monotonic() + 10
+    while kept[0].held and time.monotonic() < deadline:
+        time.sleep(0.001)
     assert not kept[0].held
     with SharedMemory(name) as other:
         with other.lock(timeout=1):
@@ -262,6 +267,9 @@ def test_guard_collected_in_another_thread_warns(shm):
     assert shm.info().lock == "held"  # still, by the holder thread
     done.set()
     thread.join()
+    deadline = time.monotonic() + 10
+    while shm.info().lock != "free" and time.monotonic() < deadline:
+        time.sleep(0.001)
     assert shm.info().lock == "free"
 
 
