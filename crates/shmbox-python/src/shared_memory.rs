@@ -239,7 +239,10 @@ impl SharedMemory {
 #[pymethods]
 impl SharedMemory {
     #[new]
-    #[pyo3(signature = (name=None, create=false, size=0, *, lifetime="until-last-close", timeout=Some(5.0)))]
+    #[pyo3(
+        signature = (name=None, create=false, size=0, *, lifetime="until-last-close", timeout=Some(5.0)),
+        text_signature = "(name=None, create=False, size=0, *, lifetime='until-last-close', timeout=5.0)"
+    )]
     fn new(
         py: Python<'_>,
         name: Option<String>,

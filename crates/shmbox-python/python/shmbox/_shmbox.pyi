@@ -2,14 +2,29 @@
 
 import builtins
 from types import TracebackType
-from typing import Any, Optional, Tuple, Type, Union
+from typing import Any, Optional, Tuple, Type, final
 
-from typing_extensions import Buffer, Literal, Self
+from typing_extensions import Buffer, Literal, Self, disjoint_base
 
 __version__: str
+__all__ = [
+    "__version__",
+    "SharedMemory",
+    "LockGuard",
+    "OwnerDied",
+    "SegmentInfo",
+    "_Mapping",
+    "list",
+    "info",
+    "remove",
+    "reclaim",
+    "install_sigbus_handler",
+    "_attach",
+]
 
 _Lifetime = Literal["until-last-close", "persistent"]
 
+@final
 class OwnerDied:
     """How the lock was taken over from a holder that died."""
 
@@ -20,6 +35,7 @@ class OwnerDied:
     def mid_write(self) -> bool:
         """Whether it died in the middle of a write (the data may be torn)."""
 
+@final
 class SegmentInfo:
     """A segment's header and metadata."""
 
@@ -56,6 +72,7 @@ class SegmentInfo:
     @property
     def format_version(self) -> int: ...
 
+@final
 class LockGuard:
     """The segment's lock, held by the thread that took it."""
 
@@ -81,18 +98,19 @@ class LockGuard:
     def read(self, size: Optional[int] = None, offset: int = 0) -> bytes: ...
     def write(self, data: Buffer, offset: int = 0) -> int: ...
 
+@disjoint_base
 class SharedMemory:
     """A named block of shared memory, as multiprocessing.shared_memory's."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         name: Optional[str] = None,
         create: bool = False,
         size: int = 0,
         *,
         lifetime: _Lifetime = "until-last-close",
         timeout: Optional[float] = 5.0,
-    ) -> None: ...
+    ) -> Self: ...
     @property
     def name(self) -> str: ...
     @property
@@ -125,6 +143,10 @@ class SharedMemory:
         tb: Optional[TracebackType],
     ) -> bool: ...
     def __reduce__(self) -> Tuple[Any, Tuple[Any, ...]]: ...
+
+@final
+class _Mapping:
+    """Keeps a segment mapped while a view of SharedMemory.buf lives."""
 
 def list() -> builtins.list[SegmentInfo]: ...
 def info(name: str) -> SegmentInfo: ...
