@@ -216,6 +216,10 @@ pub fn markdown(r: &Results) -> String {
         m,
         "Rerun it with `cargo run --release -p shmbox-cli --features bench -- bench` (about a minute), or `... -- bench --quick` (seconds).\n"
     );
+    let _ = writeln!(
+        m,
+        "The Python package's figures, against `multiprocessing.shared_memory`, are in [BENCHMARKS-python.md](BENCHMARKS-python.md) (`python -m shmbox.bench`).\n"
+    );
 
     let _ = writeln!(m, "## Machine\n");
     let _ = writeln!(m, "| CPU | cores | memory | kernel |\n|---|---|---|---|");

@@ -138,3 +138,4 @@ def test_the_lock_is_shared_with_the_cli(name, tmp_path):
         finally:
             holder.kill()
             holder.wait()
+

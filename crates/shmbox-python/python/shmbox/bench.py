@@ -1,6 +1,6 @@
 """A short benchmark: shmbox against multiprocessing.shared_memory.
 
-    python -m shmbox.bench [--rounds N] [--iterations N] [--markdown]
+    python -m shmbox.bench [--rounds N] [--iterations N] [--markdown] [--output FILE]
 
 Each case runs `iterations` times per round; the rounds interleave the
 cases, so that a slow moment of a shared machine hits all of them alike.
@@ -24,6 +24,7 @@ dies. shmbox's lock has neither limit, which is why the comparison matters.
 
 import argparse
 import multiprocessing
+import os
 import platform
 import statistics
 import sys
@@ -105,36 +106,109 @@ def measure(rounds, iterations):
         std.unlink()
 
 
+TITLES = {
+    "write": "Lock + write 64 B + unlock",
+    "read": "A whole (consistent) copy of 64 B",
+}
+
+
+def summarize(times, base_times):
+    """(median ns per call, median ratio, min ratio, max ratio)."""
+    ratios = [t / b for t, b in zip(times, base_times)]
+    return statistics.median(times), statistics.median(ratios), min(ratios), max(ratios)
+
+
 def report(results, markdown):
     lines = []
-    if markdown:
-        lines.append("| case | ns per call (median) | ratio to the first row (median) | spread of the ratio |")
-        lines.append("|---|---:|---:|---|")
     for group, rows in results.items():
         base_times = rows[0][1]
+        if markdown:
+            lines += [
+                f"## {TITLES[group]}",
+                "",
+                "| case | ns per call (median) | ratio to the first row (median) | spread of the ratio |",
+                "|---|---:|---:|---|",
+            ]
         for label, times in rows:
-            ratios = [t / b for t, b in zip(times, base_times)]
-            median_ns = statistics.median(times)
-            ratio = statistics.median(ratios)
-            spread = f"{min(ratios):.2f}–{max(ratios):.2f}"
+            ns, ratio, low, high = summarize(times, base_times)
             if markdown:
-                lines.append(f"| {label} | {median_ns:.0f} | {ratio:.2f}× | {spread} |")
+                lines.append(f"| {label} | {ns:.0f} | {ratio:.2f}× | {low:.2f}–{high:.2f} |")
             else:
-                lines.append(f"{label:<50} {median_ns:8.0f} ns  {ratio:5.2f}×  ({spread})")
-        if not markdown:
-            lines.append("")
+                lines.append(f"{label:<50} {ns:8.0f} ns  {ratio:5.2f}×  ({low:.2f}–{high:.2f})")
+        lines.append("")
     return "\n".join(lines)
+
+
+def _cpu():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+NOTES = """\
+## Reading the figures
+
+- Every call crosses from Python into the extension and back, which costs
+  more than the shared-memory operation itself (about 15 ns in Rust, see
+  BENCHMARKS.md): these figures measure what a Python program sees.
+- `write(data)` takes the lock, copies, commits a new generation and
+  unlocks in one call. The guard form builds a `LockGuard` object and makes
+  three calls (`lock()`, `write()`, and the `with` block's exit); it is
+  there for several steps under one lock.
+- `read_consistent()` takes no lock: it copies, and copies again if a
+  writer overlapped the copy. The stdlib has no such read: a whole copy
+  needs its lock. Its unlocked `bytes(buf[:64])` is the floor (a plain
+  copy), but it can return half of one write and half of another.
+- The stdlib's `multiprocessing.Lock` is a POSIX semaphore that only
+  processes started by `multiprocessing` can share, and that stays taken for
+  good if its holder dies. shmbox's lock works between unrelated processes
+  and is taken over from a dead holder (`owner_died`).
+"""
+
+
+def document(results, rounds, iterations):
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return "\n".join([
+        "# shmbox from Python: benchmarks",
+        "",
+        f"Every figure below comes from one run of `python -m shmbox.bench`, on {now}. "
+        f"Each case ran {iterations} calls per round in {rounds} interleaved rounds; each "
+        "ratio is taken within a round against the first row of its table, and the table "
+        "gives the median over the rounds and the spread (lowest–highest). Read the "
+        "ratios: absolute times on this shared machine move from run to run.",
+        "",
+        "Rerun it with `python -m shmbox.bench --output docs/BENCHMARKS-python.md` "
+        "(about 10 s) after `pip install crates/shmbox-python`.",
+        "",
+        "| CPU | cores | Python | shmbox |",
+        "|---|---|---|---|",
+        f"| {_cpu()} | {os.cpu_count()} | {platform.python_implementation()} "
+        f"{platform.python_version()} | {shmbox.__version__} |",
+        "",
+        report(results, markdown=True),
+        NOTES,
+    ])
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m shmbox.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (default 7)")
     parser.add_argument("--iterations", type=int, default=100_000, help="calls per case per round (default 100000)")
-    parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    parser.add_argument("--markdown", action="store_true", help="print Markdown tables")
+    parser.add_argument("--output", metavar="FILE", help="write the report, as Markdown, to FILE")
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.iterations < 1:
         parser.error("--rounds and --iterations must be at least 1")
     results = measure(args.rounds, args.iterations)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(document(results, args.rounds, args.iterations))
+        print(f"wrote {args.output}")
     print(
         f"shmbox {shmbox.__version__}, Python {platform.python_version()} "
         f"({platform.python_implementation()}), {platform.machine()}, "
