@@ -41,7 +41,8 @@ struct State {
 ///   must then match the segment's (else SizeMismatchError, a ValueError).
 /// - ``lifetime="until-last-close"`` (the default): the segment goes when the
 ///   last process that has it open closes it, exits or dies.
-///   ``"persistent"``: it stays until ``unlink()``.
+///   ``"persistent"``: it stays until ``unlink()``. It applies on creation;
+///   attaching takes the segment's own (see the ``lifetime`` attribute).
 /// - ``timeout``: how long ``lock()``, ``read()`` and ``write()`` wait for a
 ///   lock that another process holds, in seconds; None waits for ever.
 ///
