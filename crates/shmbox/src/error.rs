@@ -295,6 +295,45 @@ pub enum Error {
         what: &'static str,
     },
 
+    /// A location (`--url`) that names no place segments can be kept.
+    #[error("invalid location {location:?}: {reason}")]
+    InvalidLocation {
+        /// The location as given, any password hidden.
+        location: String,
+        /// Why it was refused.
+        reason: String,
+    },
+
+    /// The lease of a remote segment's lock ran out while this handle held
+    /// it: this process was paused, or cut off from the server, for longer
+    /// than the lease, and another process may have taken the lock since.
+    /// Nothing written under the lost lock landed (see docs/REMOTE.md).
+    #[error(
+        "the lock of segment {name:?} at {location} was lost: its lease ran out while this \
+         process held it (paused or cut off for longer than the lease), and nothing written \
+         under it landed (lock it again, and redo the write)"
+    )]
+    LeaseLost {
+        /// The segment's name.
+        name: String,
+        /// Where it is kept, any password hidden.
+        location: String,
+    },
+
+    /// A remote segment's server could not be used: refused, unreachable,
+    /// timed out, restarted, or it rejected the credentials.
+    #[error("{operation} of segment {name:?} at {location} failed: {reason}")]
+    Remote {
+        /// The segment's name (empty for operations on no one segment).
+        name: String,
+        /// Where, any password hidden.
+        location: String,
+        /// What the library was doing.
+        operation: &'static str,
+        /// What went wrong, and what to do.
+        reason: String,
+    },
+
     /// Any other error from the operating system.
     #[error("{operation} failed for segment {name:?}")]
     Io {
@@ -342,8 +381,11 @@ impl Error {
             | Error::Forked { name, .. }
             | Error::Busy { name, .. }
             | Error::NoSpace { name, .. }
+            | Error::LeaseLost { name, .. }
             | Error::Io { name, .. } => Some(name),
+            Error::Remote { name, .. } => Some(name.as_str()).filter(|n| !n.is_empty()),
             Error::InvalidSize { .. }
+            | Error::InvalidLocation { .. }
             | Error::InvalidMode { .. }
             | Error::OutOfRange { .. }
             | Error::OutOfBounds { .. }
@@ -363,8 +405,11 @@ impl Error {
             | Error::InvalidSize { .. }
             | Error::InvalidMode { .. }
             | Error::OutOfRange { .. }
-            | Error::OutOfBounds { .. } => io::ErrorKind::InvalidInput,
+            | Error::OutOfBounds { .. }
+            | Error::InvalidLocation { .. } => io::ErrorKind::InvalidInput,
             Error::NotFound { .. } => io::ErrorKind::NotFound,
+            Error::LeaseLost { .. } => io::ErrorKind::ConnectionAborted,
+            Error::Remote { .. } => io::ErrorKind::Other,
             Error::AlreadyExists { .. } => io::ErrorKind::AlreadyExists,
             Error::Timeout { .. } | Error::NotInitialized { .. } => io::ErrorKind::TimedOut,
             Error::SizeMismatch { .. }

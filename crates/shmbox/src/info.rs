@@ -95,6 +95,25 @@ pub struct SegmentInfo {
     pub owner_uid: Option<u32>,
     /// Its permission bits; `None` on Windows, whose objects have none.
     pub mode: Option<u32>,
+    /// For a segment on a server: where, and which hosts hold and wrote it.
+    pub remote: Option<RemoteDetails>,
+}
+
+/// What [`SegmentInfo`] says of a segment kept on a server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RemoteDetails {
+    /// Where it is kept (any password hidden).
+    pub location: String,
+    /// The host of the lock's holder, if it is held or abandoned.
+    pub lock_holder_host: Option<String>,
+    /// The host that committed the last write.
+    pub last_writer_host: Option<String>,
+    /// The host that created it.
+    pub creator_host: Option<String>,
+    /// How many handles hold an until-last-close segment open (their leases
+    /// still run); 0 for a persistent one.
+    pub open_handles: u64,
 }
 
 impl SegmentInfo {
@@ -131,6 +150,7 @@ impl SegmentInfo {
             owner_deaths: f.owner_deaths,
             owner_uid: owner_and_mode.map(|(uid, _)| uid),
             mode: owner_and_mode.map(|(_, mode)| mode),
+            remote: None,
         }
     }
 

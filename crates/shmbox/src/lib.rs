@@ -84,6 +84,8 @@
 #![cfg_attr(not(any(target_os = "linux", windows)), allow(dead_code))]
 
 #[cfg(not(loom))]
+mod any;
+#[cfg(not(loom))]
 mod arc_guard;
 #[cfg(not(loom))]
 mod error;
@@ -97,10 +99,14 @@ pub(crate) mod lock;
 #[cfg(all(test, loom))]
 mod loom_models;
 #[cfg(not(loom))]
+mod location;
+#[cfg(not(loom))]
 mod name;
 pub(crate) mod notify;
 #[cfg(not(loom))]
 mod options;
+#[cfg(all(feature = "redis", not(loom)))]
+pub mod remote;
 #[cfg(not(loom))]
 mod segment;
 #[cfg(any(windows, loom))]
@@ -120,13 +126,17 @@ mod view;
 struct ReadmeExamples;
 
 #[cfg(not(loom))]
+pub use any::{AnyGuard, AnySegment, info_at, list_at, remove_at};
+#[cfg(not(loom))]
 pub use arc_guard::ArcSegmentGuard;
 #[cfg(not(loom))]
 pub use error::{Error, Result, WaitFor};
 #[cfg(not(loom))]
 pub use guard::{OwnerDied, SegmentGuard};
 #[cfg(not(loom))]
-pub use info::{LockState, SegmentInfo, info, list};
+pub use info::{LockState, RemoteDetails, SegmentInfo, info, list};
+#[cfg(not(loom))]
+pub use location::{DEFAULT_LEASE, DEFAULT_NETWORK_TIMEOUT, Location, RedisLocation};
 #[cfg(not(loom))]
 pub use name::SegmentName;
 #[cfg(not(loom))]

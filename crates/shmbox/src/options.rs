@@ -125,6 +125,18 @@ impl Default for SegmentOptions {
 }
 
 impl SegmentOptions {
+    /// The lifetime these options give a new segment.
+    #[cfg(feature = "redis")]
+    pub(crate) fn lifetime_option(&self) -> Lifetime {
+        self.lifetime
+    }
+
+    /// The lock timeout these options give.
+    #[cfg(feature = "redis")]
+    pub(crate) fn timeout_option(&self) -> Duration {
+        self.timeout
+    }
+
     /// The default options.
     ///
     /// ```
