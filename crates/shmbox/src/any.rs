@@ -7,8 +7,8 @@ use std::time::Duration;
 #[cfg(feature = "redis")]
 use crate::remote::{RemoteGuard, RemoteSegment};
 use crate::{
-    Error, Lifetime, Location, OwnerDied, Result, Segment, SegmentGuard, SegmentInfo,
-    SegmentName, Snapshot,
+    Error, Lifetime, Location, OwnerDied, Result, Segment, SegmentGuard, SegmentInfo, SegmentName,
+    Snapshot,
 };
 
 /// A segment on this machine, or on a server (see [`Location`]). It offers
@@ -322,7 +322,13 @@ pub(crate) enum OpenMode {
 }
 
 impl crate::SegmentOptions {
-    fn at(&self, location: &Location, name: &str, size: usize, mode: OpenMode) -> Result<AnySegment> {
+    fn at(
+        &self,
+        location: &Location,
+        name: &str,
+        size: usize,
+        mode: OpenMode,
+    ) -> Result<AnySegment> {
         match location {
             Location::Local => match mode {
                 OpenMode::Open => self.open(name),

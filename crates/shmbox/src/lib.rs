@@ -95,11 +95,11 @@ mod guard;
 mod header;
 #[cfg(not(loom))]
 mod info;
+#[cfg(not(loom))]
+mod location;
 pub(crate) mod lock;
 #[cfg(all(test, loom))]
 mod loom_models;
-#[cfg(not(loom))]
-mod location;
 #[cfg(not(loom))]
 mod name;
 pub(crate) mod notify;

@@ -111,7 +111,11 @@ impl RedisLocation {
             lease: DEFAULT_LEASE,
             timeout: DEFAULT_NETWORK_TIMEOUT,
         };
-        for pair in query.into_iter().flat_map(|q| q.split('&')).filter(|p| !p.is_empty()) {
+        for pair in query
+            .into_iter()
+            .flat_map(|q| q.split('&'))
+            .filter(|p| !p.is_empty())
+        {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             let seconds = || {
                 value

@@ -34,7 +34,9 @@ impl Link {
     }
 
     fn slot(&self) -> MutexGuard<'_, Option<Connection>> {
-        self.connection.lock().unwrap_or_else(PoisonError::into_inner)
+        self.connection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// A new connection, with the network timeout on every read and write.
@@ -101,6 +103,8 @@ pub(crate) fn remote_error(
     let reason = if e.kind() == redis::ErrorKind::AuthenticationFailed
         || text.contains("WRONGPASS")
         || text.contains("NOAUTH")
+        // What Redis answers a long request from a client that did not log in.
+        || text.contains("unauthenticated")
     {
         "the server refused the credentials (check the user name and password in the URL)"
             .to_owned()

@@ -236,7 +236,12 @@ impl RemoteSegment {
     }
 
     /// Runs `script` with this segment's keys and `args`.
-    fn call(&self, operation: &'static str, script: &redis::Script, args: &[Arg<'_>]) -> Result<Reply> {
+    fn call(
+        &self,
+        operation: &'static str,
+        script: &redis::Script,
+        args: &[Arg<'_>],
+    ) -> Result<Reply> {
         self.usable()?;
         let value = self.link.run(self.name.as_str(), operation, |c| {
             let mut call = script.prepare_invoke();
@@ -266,9 +271,11 @@ impl RemoteSegment {
     /// the segment.
     pub fn generation(&self) -> Result<u64> {
         self.usable()?;
-        let generation: Option<u64> = self.link.run(self.name.as_str(), "reading the generation", |c| {
-            redis::cmd("HGET").arg(&self.keys[0]).arg("gen").query(c)
-        })?;
+        let generation: Option<u64> =
+            self.link
+                .run(self.name.as_str(), "reading the generation", |c| {
+                    redis::cmd("HGET").arg(&self.keys[0]).arg("gen").query(c)
+                })?;
         generation.ok_or_else(|| self.vanished())
     }
 
@@ -338,7 +345,11 @@ impl RemoteSegment {
         let n = self.clamp(offset, len)?;
         let deadline = Instant::now().checked_add(self.timeout);
         loop {
-            let reply = self.call("reading", &scripts::READ, &[offset.into(), n.into(), token.into()])?;
+            let reply = self.call(
+                "reading",
+                &scripts::READ,
+                &[offset.into(), n.into(), token.into()],
+            )?;
             match reply.status() {
                 "ok" => {
                     return Ok(Snapshot {
@@ -400,7 +411,11 @@ impl RemoteSegment {
 
     fn try_lock_once(&self) -> Result<Option<RemoteGuard<'_>>> {
         let lease_ms = self.link.location.lease().as_millis() as u64;
-        let reply = self.call("locking", &scripts::LOCK, &[self.who.as_str().into(), lease_ms.into()])?;
+        let reply = self.call(
+            "locking",
+            &scripts::LOCK,
+            &[self.who.as_str().into(), lease_ms.into()],
+        )?;
         match reply.status() {
             "ok" => {
                 let token = reply.int(1) as u64;
@@ -415,11 +430,8 @@ impl RemoteSegment {
                         host,
                     )
                 });
-                let lease = renewer::register(
-                    &self.link.location,
-                    &self.keys,
-                    Lease::Lock { token },
-                );
+                let lease =
+                    renewer::register(&self.link.location, &self.keys, Lease::Lock { token });
                 Ok(Some(RemoteGuard {
                     segment: self,
                     token,
@@ -470,11 +482,9 @@ impl RemoteSegment {
         let channel = format!("shmbox:{{{}}}:events", self.name.as_str());
         let mut slot = self.events();
         if slot.is_none() {
-            *slot = Some(
-                self.link
-                    .connect()
-                    .map_err(|e| remote_error(&self.link.location, self.name.as_str(), operation, &e))?,
-            );
+            *slot = Some(self.link.connect().map_err(|e| {
+                remote_error(&self.link.location, self.name.as_str(), operation, &e)
+            })?);
         }
         let Some(connection) = slot.as_mut() else {
             unreachable!("connected above")
@@ -512,14 +522,24 @@ impl RemoteSegment {
                 if broken(&e) {
                     *slot = None;
                 }
-                Err(remote_error(&self.link.location, self.name.as_str(), operation, &e))
+                Err(remote_error(
+                    &self.link.location,
+                    self.name.as_str(),
+                    operation,
+                    &e,
+                ))
             }
         }
     }
 
     /// Waits for the lock to be released (or its lease of `lease_ms` to run
     /// out), or `deadline`; the caller tries again.
-    fn wait_event(&self, deadline: Option<Instant>, lease_ms: i64, waiting_for: WaitFor) -> Result<()> {
+    fn wait_event(
+        &self,
+        deadline: Option<Instant>,
+        lease_ms: i64,
+        waiting_for: WaitFor,
+    ) -> Result<()> {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(self.timed_out(waiting_for, self.timeout));
         }
@@ -527,7 +547,11 @@ impl RemoteSegment {
         let mut first = true;
         let hint = Duration::from_millis(lease_ms.max(1) as u64 + 1);
         self.wait_on_channel(deadline, Some(hint), "waiting for the lock", || {
-            Ok(if std::mem::take(&mut first) { None } else { Some(()) })
+            Ok(if std::mem::take(&mut first) {
+                None
+            } else {
+                Some(())
+            })
         })?;
         Ok(())
     }
@@ -575,7 +599,11 @@ impl Drop for RemoteSegment {
         }
         // The last handle removes an until-last-close segment. If the server
         // cannot be told, the handle's lease runs out instead.
-        let _ = self.call("closing", &scripts::CLOSE, &[self.handle_id.as_str().into()]);
+        let _ = self.call(
+            "closing",
+            &scripts::CLOSE,
+            &[self.handle_id.as_str().into()],
+        );
     }
 }
 
@@ -622,7 +650,12 @@ impl From<redis::RedisError> for Failure {
 }
 
 /// The error for a script's status other than success.
-fn status_error(name: &SegmentName, location: &RedisLocation, status: &str, reply: &Reply) -> Error {
+fn status_error(
+    name: &SegmentName,
+    location: &RedisLocation,
+    status: &str,
+    reply: &Reply,
+) -> Error {
     let name = name.to_string();
     match status {
         "notfound" => Error::NotFound { name },
@@ -649,7 +682,9 @@ fn status_error(name: &SegmentName, location: &RedisLocation, status: &str, repl
             name,
             location: location.to_string(),
             operation: "reading the server's reply",
-            reason: format!("unexpected reply {other:?} (is this a shmbox server of another version?)"),
+            reason: format!(
+                "unexpected reply {other:?} (is this a shmbox server of another version?)"
+            ),
         },
     }
 }
@@ -837,7 +872,9 @@ impl RemoteGuard<'_> {
 
     /// The host of the holder that died, as it recorded itself.
     pub fn owner_died_host(&self) -> Option<&str> {
-        self.owner_died.as_ref().and_then(|(_, host)| host.as_deref())
+        self.owner_died
+            .as_ref()
+            .and_then(|(_, host)| host.as_deref())
     }
 
     /// Always true: remote writes land whole, so a dead writer never leaves
@@ -876,9 +913,9 @@ impl RemoteGuard<'_> {
             return Ok(0);
         }
         if !self.began {
-            let reply = self
-                .segment
-                .call("writing", &scripts::BEGIN_WRITE, &[self.token.into()])?;
+            let reply =
+                self.segment
+                    .call("writing", &scripts::BEGIN_WRITE, &[self.token.into()])?;
             if reply.status() != "ok" {
                 return Err(self.segment.error(&reply));
             }
@@ -898,9 +935,11 @@ impl RemoteGuard<'_> {
         let n = self.segment.clamp(offset, buf.len())?;
         self.check_lease()?;
         let token = self.token.to_string();
-        let reply = self
-            .segment
-            .call("reading", &scripts::READ, &[offset.into(), n.into(), token.as_str().into()])?;
+        let reply = self.segment.call(
+            "reading",
+            &scripts::READ,
+            &[offset.into(), n.into(), token.as_str().into()],
+        )?;
         match reply.status() {
             "ok" => {}
             "busy" => {

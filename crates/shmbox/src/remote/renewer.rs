@@ -11,9 +11,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Instant;
 
 use super::conn::{Link, Reply};
-use crate::sync::{AtomicU32, Ordering};
 use super::scripts;
 use crate::RedisLocation;
+use crate::sync::{AtomicU32, Ordering};
 
 /// What a lease is for.
 #[derive(Clone)]
@@ -56,7 +56,10 @@ fn renewer() -> &'static Renewer {
 }
 
 fn state() -> MutexGuard<'static, State> {
-    renewer().state.lock().unwrap_or_else(PoisonError::into_inner)
+    renewer()
+        .state
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A lease being renewed; dropping it stops the renewal.
@@ -127,7 +130,12 @@ fn run() {
                 .0;
             continue;
         }
-        let due: Vec<Entry> = state.entries.iter().filter(|e| e.due <= now).cloned().collect();
+        let due: Vec<Entry> = state
+            .entries
+            .iter()
+            .filter(|e| e.due <= now)
+            .cloned()
+            .collect();
         for entry in state.entries.iter_mut().filter(|e| e.due <= now) {
             entry.due = now + entry.location.lease() / 3;
         }
@@ -175,4 +183,3 @@ fn renew(links: &mut HashMap<String, Link>, entry: &Entry) {
         }
     }
 }
-
