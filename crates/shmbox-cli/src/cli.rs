@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use shmbox::Location;
+
 use crate::size::parse_usize;
 
 #[derive(Debug, Parser)]
@@ -22,9 +24,25 @@ use crate::size::parse_usize;
         shmbox watch orders --count 1 --timeout 10\n  \
         shmbox lock orders -- ./update-orders.sh\n  \
         shmbox info orders --json\n  \
-        shmbox rm orders"
+        shmbox rm orders\n  \
+        shmbox --url redis://cache.example:6379 demo    # across machines\n  \
+        SHMBOX_URL=redis://127.0.0.1:6379?lease=2 shmbox watch orders"
 )]
 pub struct Cli {
+    /// Where the segments are: a redis:// URL, for a Redis server that
+    /// processes on several machines share (see docs/REMOTE.md), or
+    /// "local" for this machine's shared memory (the default).
+    #[arg(
+        long,
+        global = true,
+        env = "SHMBOX_URL",
+        value_name = "URL",
+        default_value = "local",
+        hide_env_values = true,
+        value_parser = parse_location
+    )]
+    pub url: Location,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -125,7 +143,7 @@ pub enum Command {
         json: bool,
     },
 
-    /// List the segments on this machine.
+    /// List the segments on this machine (or on the --url server).
     #[command(after_help = "Examples:\n  \
         shmbox list\n  \
         shmbox list --json | jq -r '.[].name'")]
@@ -262,6 +280,10 @@ fn parse_mode(text: &str) -> Result<u32, String> {
         .ok()
         .filter(|m| *m <= 0o7777)
         .ok_or_else(|| format!("{text:?} is not an octal mode like 600 or 0640"))
+}
+
+fn parse_location(text: &str) -> Result<Location, String> {
+    Location::parse(text).map_err(|e| e.to_string())
 }
 
 fn parse_seconds(text: &str) -> Result<Duration, String> {

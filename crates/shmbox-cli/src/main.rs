@@ -38,7 +38,7 @@ fn main() -> ExitCode {
         note!("shmbox: warning: {e}; a segment cut short by another process would crash this one");
     }
     let cli = cli::Cli::parse();
-    match command::run(cli.command) {
+    match command::run(cli.command, &cli.url) {
         Ok(code) => code,
         Err(command::Failure::Error(e)) => {
             note!("shmbox: error: {e}");

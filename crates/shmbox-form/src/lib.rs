@@ -13,22 +13,29 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use shmbox::{Error, Lifetime, Segment, SegmentGuard, SegmentOptions, WaitFor};
+use shmbox::{AnyGuard, AnySegment, Error, Lifetime, Location, SegmentOptions, WaitFor};
 
 /// The sample's segment name.
 pub const DEFAULT_NAME: &str = "MYAPPSHAREDMEMORY";
 /// The sample's segment size.
 pub const DEFAULT_SIZE: usize = 1024;
 
-/// Opens the demo's segment, as the sample does: open it, or create it.
-/// It lives until the last process using it closes it, as on Windows.
-/// Without an explicit `size`, an existing segment is used at its own size.
-pub fn open(name: &str, size: Option<usize>) -> shmbox::Result<Segment> {
+/// Opens the demo's segment on this machine, as the sample does: open it,
+/// or create it. It lives until the last process using it closes it, as on
+/// Windows. Without an explicit `size`, an existing segment is used at its
+/// own size.
+pub fn open(name: &str, size: Option<usize>) -> shmbox::Result<AnySegment> {
+    open_at(&Location::Local, name, size)
+}
+
+/// [`open`] at `location`: this machine, or a Redis server shared by
+/// several machines.
+pub fn open_at(location: &Location, name: &str, size: Option<usize>) -> shmbox::Result<AnySegment> {
     let options = SegmentOptions::new().lifetime(Lifetime::UntilLastClose);
     match size {
-        Some(size) => options.open_or_create(name, size),
-        None => match options.open_or_create(name, DEFAULT_SIZE) {
-            Err(Error::SizeMismatch { .. }) => options.open(name),
+        Some(size) => options.open_or_create_at(location, name, size),
+        None => match options.open_or_create_at(location, name, DEFAULT_SIZE) {
+            Err(Error::SizeMismatch { .. }) => options.open_at(location, name),
             other => other,
         },
     }
@@ -39,15 +46,27 @@ pub fn open(name: &str, size: Option<usize>) -> shmbox::Result<Segment> {
 /// it. Stops when `report` returns `false`, or when the returned [`Watcher`]
 /// is dropped.
 pub fn watch_changes(
-    segment: Arc<Segment>,
+    segment: Arc<AnySegment>,
     mut report: impl FnMut(shmbox::Result<u64>) -> bool + Send + 'static,
 ) -> Watcher {
     let stop = Arc::new(AtomicBool::new(false));
     let stopped = Arc::clone(&stop);
+    // A remote wait costs round trips: look for the stop signal less often.
+    let slice = if segment.location().is_local() {
+        WATCH_SLICE
+    } else {
+        REMOTE_WATCH_SLICE
+    };
     let thread = std::thread::spawn(move || {
-        let mut seen = segment.generation();
+        let mut seen = match segment.generation() {
+            Ok(generation) => generation,
+            Err(e) => {
+                report(Err(e));
+                return;
+            }
+        };
         while !stopped.load(Ordering::Relaxed) {
-            match segment.wait_for_change(seen, WATCH_SLICE) {
+            match segment.wait_for_change(seen, slice) {
                 Ok(generation) => {
                     seen = generation;
                     if !report(Ok(generation)) {
@@ -70,6 +89,8 @@ pub fn watch_changes(
 
 /// How long the watcher sleeps before it looks whether it should stop.
 const WATCH_SLICE: Duration = Duration::from_millis(100);
+/// The same, for a segment on a server.
+const REMOTE_WATCH_SLICE: Duration = Duration::from_millis(300);
 
 /// The thread of [`watch_changes`]. Dropping it stops the thread and waits
 /// for it (up to a tenth of a second), so that the thread's handle on the
@@ -144,6 +165,10 @@ pub struct SegmentView {
     pub in_use: usize,
     /// The last committed write's process and time.
     pub last_write: Option<(u32, SystemTime)>,
+    /// The host of the last write, for a segment on a server.
+    pub last_write_host: Option<String>,
+    /// The generation at the last refresh.
+    pub generation: u64,
     /// The segment's content at the last refresh, and its generation.
     latest: Option<(String, u64)>,
 }
@@ -151,7 +176,7 @@ pub struct SegmentView {
 /// The form's state: what was last read or written, live mode, the question
 /// being asked, and the latest news.
 pub struct Form {
-    segment: Arc<Segment>,
+    segment: Arc<AnySegment>,
     /// The text as last read from or written to the segment.
     baseline: String,
     /// The generation of what the edit box was last loaded from or saved as.
@@ -177,7 +202,7 @@ impl std::fmt::Debug for Form {
 
 impl Form {
     /// A form on `segment`, with an empty edit box, as the sample starts.
-    pub fn new(segment: Arc<Segment>) -> Form {
+    pub fn new(segment: Arc<AnySegment>) -> Form {
         let mut form = Form {
             segment,
             baseline: String::new(),
@@ -196,13 +221,16 @@ impl Form {
         form
     }
 
-    pub fn segment(&self) -> &Arc<Segment> {
+    pub fn segment(&self) -> &Arc<AnySegment> {
         &self.segment
     }
 
-    /// The segment's current generation.
+    /// The segment's current generation (for a remote segment that cannot
+    /// be reached, the last one this form saw).
     pub fn generation(&self) -> u64 {
-        self.segment.generation()
+        self.segment
+            .generation()
+            .unwrap_or(self.shown_generation.max(self.view.generation))
     }
 
     /// Whether `text` (the edit box) differs from what was last read or
@@ -214,7 +242,7 @@ impl Form {
     /// Whether a process committed a write that this form has not loaded
     /// (or made) since.
     pub fn others_wrote(&self) -> bool {
-        self.segment.generation() > self.shown_generation
+        self.generation() > self.shown_generation
     }
 
     pub fn live(&self) -> bool {
@@ -298,10 +326,17 @@ impl Form {
                 Step::Continue
             }
             Ok(None) => {
-                let holder = shmbox::info(segment.name())
-                    .ok()
+                let info = segment.info().ok();
+                let host = info
+                    .as_ref()
+                    .and_then(|i| i.remote.as_ref())
+                    .and_then(|r| r.lock_holder_host.as_ref())
+                    .map_or(String::new(), |h| format!(" on {h}"));
+                let holder = info
                     .and_then(|i| i.lock_owner_pid())
-                    .map_or(String::from("another process"), |pid| format!("pid {pid}"));
+                    .map_or(String::from("another process"), |pid| {
+                        format!("pid {pid}{host}")
+                    });
                 self.say(
                     Kind::Warning,
                     format!(
@@ -335,12 +370,13 @@ impl Form {
         }
     }
 
-    fn write_with(&mut self, mut guard: SegmentGuard<'_>, text: &str, waited: Option<Duration>) {
-        let size = guard.segment().size();
+    fn write_with(&mut self, mut guard: AnyGuard<'_>, text: &str, waited: Option<Duration>) {
+        let size = self.segment.size();
         let kept = fit(text, size);
         let mut bytes = vec![0u8; size];
         bytes[..kept.len()].copy_from_slice(kept.as_bytes());
         let died = guard.owner_died();
+        let died_host = guard.owner_died_host().map(str::to_owned);
         if let Err(e) = guard.write(0, &bytes) {
             self.say(Kind::Error, plain(&e));
             return;
@@ -379,8 +415,9 @@ impl Form {
         }
         if let Some(died) = died {
             let pid = died.pid.map_or(String::from("?"), |p| p.to_string());
+            let host = died_host.map_or(String::new(), |h| format!(" on {h}"));
             news.push_str(&format!(
-                " Took the lock over from pid {pid}, which had died holding it."
+                " Took the lock over from pid {pid}{host}, which had died holding it."
             ));
         }
         self.say(kind, news);
@@ -428,7 +465,10 @@ impl Form {
             .view
             .last_write
             .map_or(String::from("another process"), |(pid, _)| {
-                format!("pid {pid}")
+                match &self.view.last_write_host {
+                    Some(host) => format!("pid {pid} on {host}"),
+                    None => format!("pid {pid}"),
+                }
             });
         if self.is_dirty(text) {
             self.say(
@@ -458,9 +498,11 @@ impl Form {
                 .rposition(|&b| b != 0)
                 .map_or(0, |i| i + 1);
             self.view.latest = Some((decode(&snapshot.data).0, snapshot.generation));
+            self.view.generation = snapshot.generation;
         }
         if let Ok(info) = self.segment.info() {
             self.view.last_write = info.last_writer_pid.zip(info.last_write);
+            self.view.last_write_host = info.remote.and_then(|r| r.last_writer_host);
         }
     }
 

@@ -19,10 +19,10 @@ use eframe::egui::{
     self, Align, FontData, FontFamily, Key, KeyboardShortcut, Layout, Modifiers, RichText, TextEdit,
 };
 use eframe::epaint::text::{FontInsert, FontPriority, InsertFontFamily};
-use shmbox::Segment;
+use shmbox::AnySegment;
 use shmbox_form::{Confirm, Form, Kind, Load, Step};
 
-pub use shmbox_form::{DEFAULT_NAME, DEFAULT_SIZE, open};
+pub use shmbox_form::{DEFAULT_NAME, DEFAULT_SIZE, open, open_at};
 
 /// The buttons' labels: what a screen reader announces, and what tests
 /// find them by.
@@ -65,7 +65,7 @@ impl std::fmt::Debug for DemoApp {
 
 impl DemoApp {
     /// A window on `segment`, with an empty edit box, as the sample starts.
-    pub fn new(segment: Arc<Segment>) -> DemoApp {
+    pub fn new(segment: Arc<AnySegment>) -> DemoApp {
         DemoApp {
             form: Form::new(segment),
             text: String::new(),

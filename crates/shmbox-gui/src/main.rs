@@ -20,10 +20,18 @@ struct Args {
     /// existing segment keeps its own size unless this is given).
     #[arg(long)]
     size: Option<usize>,
+    /// Where the segment is: a redis:// URL, for a Redis server that windows
+    /// on several machines share, or "local" (this machine, the default).
+    #[arg(long, env = "SHMBOX_URL", default_value = "local", value_name = "URL", hide_env_values = true, value_parser = parse_location)]
+    url: shmbox::Location,
     /// Write the edit box's text and the buttons' places to this file after
     /// each change, for scripts that drive the window (see `DemoApp::dump_to`).
     #[arg(long, hide = true, env = "SHMBOX_GUI_DUMP")]
     dump: Option<PathBuf>,
+}
+
+fn parse_location(text: &str) -> Result<shmbox::Location, String> {
+    shmbox::Location::parse(text).map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {
@@ -33,14 +41,23 @@ fn main() -> ExitCode {
     if let Err(e) = shmbox::install_sigbus_handler() {
         eprintln!("shmbox-gui: warning: {e}");
     }
-    let segment = match shmbox_gui::open(&args.name, args.size) {
+    let segment = match shmbox_gui::open_at(&args.url, &args.name, args.size) {
         Ok(segment) => Arc::new(segment),
         Err(e) => {
             eprintln!("shmbox-gui: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let title = format!("shmbox: {} (pid {})", args.name, std::process::id());
+    let title = if args.url.is_local() {
+        format!("shmbox: {} (pid {})", args.name, std::process::id())
+    } else {
+        format!(
+            "shmbox: {} at {} (pid {})",
+            args.name,
+            args.url,
+            std::process::id()
+        )
+    };
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title(&title)

@@ -24,7 +24,7 @@ fn unique(tag: &str) -> String {
 /// A window on segment `name` (opened or created, `size` bytes).
 fn window(name: &str, size: usize) -> Harness<'static, DemoApp> {
     let segment = SegmentOptions::new().open_or_create(name, size).unwrap();
-    let app = DemoApp::new(Arc::new(segment));
+    let app = DemoApp::new(Arc::new(shmbox::AnySegment::Local(segment)));
     let mut harness = Harness::builder()
         .with_size(egui::vec2(560.0, 300.0))
         // Chinese glyphs come from a system font, which a fresh machine may

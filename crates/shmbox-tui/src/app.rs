@@ -9,7 +9,7 @@ use ratatui::crossterm::event::{
 };
 use ratatui::layout::{Position, Rect};
 use ratatui_textarea::{CursorMove, DataCursor, TextArea, WrapMode};
-use shmbox::{Error, Segment};
+use shmbox::{AnySegment, Error};
 
 use shmbox_form::Form;
 pub use shmbox_form::{Confirm, Kind, Load, Message, SegmentView, Step, decode, fit};
@@ -45,7 +45,7 @@ impl std::fmt::Debug for App {
 
 impl App {
     /// A demo on `segment`, with an empty edit box, as the sample starts.
-    pub fn new(segment: Arc<Segment>) -> App {
+    pub fn new(segment: Arc<AnySegment>) -> App {
         App {
             form: Form::new(segment),
             editor: editor_with(""),
@@ -81,7 +81,7 @@ impl App {
         self.form.generation()
     }
 
-    pub fn segment(&self) -> &Segment {
+    pub fn segment(&self) -> &AnySegment {
         self.form.segment()
     }
 

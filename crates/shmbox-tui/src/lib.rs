@@ -22,12 +22,12 @@ use ratatui::crossterm::event::{
     self, DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
 };
 use ratatui::crossterm::execute;
-use shmbox::Segment;
+use shmbox::{AnySegment, Location};
 
 pub use app::{App, Areas, Confirm, Kind, Load, Message, SegmentView, Step, decode, fit};
 pub use ui::render;
 
-pub use shmbox_form::{DEFAULT_NAME, DEFAULT_SIZE, open};
+pub use shmbox_form::{DEFAULT_NAME, DEFAULT_SIZE, open, open_at};
 
 /// Why the demo stopped.
 #[derive(Debug)]
@@ -75,12 +75,18 @@ enum Wake {
 
 /// Runs the demo on the segment `name` until the user quits.
 pub fn run(name: &str, size: Option<usize>) -> Result<(), DemoError> {
+    run_at(&Location::Local, name, size)
+}
+
+/// Runs the demo on the segment `name` at `location` (this machine, or a
+/// Redis server that demos on other machines share) until the user quits.
+pub fn run_at(location: &Location, name: &str, size: Option<usize>) -> Result<(), DemoError> {
     if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
         return Err(DemoError::Terminal(io::Error::other(
             "the demo needs a terminal on standard input and output",
         )));
     }
-    let segment = Arc::new(open(name, size)?);
+    let segment = Arc::new(open_at(location, name, size)?);
     let (tx, rx) = mpsc::channel();
     // Dropped on every way out, a panic's too: its handle on the segment is
     // closed before the process exits, and the last demo removes the segment.
@@ -133,7 +139,7 @@ fn event_loop(
 }
 
 /// Reports each commit, from the segment's change notification.
-fn watch_changes(segment: Arc<Segment>, tx: Sender<Wake>) -> shmbox_form::Watcher {
+fn watch_changes(segment: Arc<AnySegment>, tx: Sender<Wake>) -> shmbox_form::Watcher {
     shmbox_form::watch_changes(segment, move |change| {
         let wake = match change {
             Ok(generation) => Wake::Changed(generation),

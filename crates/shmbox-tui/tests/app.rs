@@ -15,7 +15,7 @@ use ratatui::crossterm::event::{
     Event, KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
 };
 use ratatui::layout::Rect;
-use shmbox::{Segment, SegmentOptions};
+use shmbox::{AnySegment, Segment, SegmentOptions};
 use shmbox_tui::{App, Confirm, Kind, Step};
 
 fn unique(tag: &str) -> String {
@@ -27,13 +27,15 @@ fn unique(tag: &str) -> String {
     )
 }
 
-fn segment(tag: &str, size: usize) -> Arc<Segment> {
-    Arc::new(Segment::create(unique(tag), size).unwrap())
+fn segment(tag: &str, size: usize) -> Arc<AnySegment> {
+    Arc::new(AnySegment::Local(
+        Segment::create(unique(tag), size).unwrap(),
+    ))
 }
 
 /// A second process's view of the same segment.
-fn other(seg: &Segment) -> Arc<Segment> {
-    Arc::new(Segment::open(seg.name()).unwrap())
+fn other(seg: &AnySegment) -> Arc<AnySegment> {
+    Arc::new(AnySegment::Local(Segment::open(seg.name()).unwrap()))
 }
 
 fn key(code: KeyCode) -> Event {
@@ -245,7 +247,7 @@ fn live_mode_follows_writes_but_never_overwrites_edits() {
 
     type_text(&mut a, "one");
     a.handle(ctrl('w'));
-    b.on_change(seg.generation()); // what the watcher thread reports
+    b.on_change(seg.generation().unwrap()); // what the watcher thread reports
     assert_eq!(b.text(), "one");
     assert!(
         message(&b)
@@ -258,7 +260,7 @@ fn live_mode_follows_writes_but_never_overwrites_edits() {
     type_text(&mut b, " (mine)");
     type_text(&mut a, " two");
     a.handle(ctrl('w'));
-    b.on_change(seg.generation());
+    b.on_change(seg.generation().unwrap());
     assert_eq!(b.text(), "one (mine)", "unsaved edits were overwritten");
     let (kind, text) = message(&b);
     assert_eq!(kind, Kind::Warning);
@@ -268,7 +270,7 @@ fn live_mode_follows_writes_but_never_overwrites_edits() {
     let mut c = App::new(other(&seg));
     type_text(&mut a, " three");
     a.handle(ctrl('w'));
-    c.on_change(seg.generation());
+    c.on_change(seg.generation().unwrap());
     assert_eq!(c.text(), "");
     assert!(c.others_wrote());
     // Turning live on loads what is there.
@@ -399,12 +401,12 @@ fn a_busy_lock_is_shown_then_waited_for() {
 #[test]
 fn a_lock_that_stays_busy_is_an_error_in_plain_words() {
     let name = unique("busy-timeout");
-    let seg = Arc::new(
+    let seg = Arc::new(AnySegment::Local(
         SegmentOptions::new()
             .timeout(Duration::from_millis(100))
             .create(&name, 16)
             .unwrap(),
-    );
+    ));
     let mut app = App::new(seg.clone());
     type_text(&mut app, "never");
     let holder = other(&seg);
@@ -417,7 +419,7 @@ fn a_lock_that_stays_busy_is_an_error_in_plain_words() {
         text,
         "The lock stayed busy for 0.1 s: another process holds it. Nothing was written."
     );
-    assert_eq!(seg.generation(), 0);
+    assert_eq!(seg.generation().unwrap(), 0);
 }
 
 #[test]
@@ -425,6 +427,9 @@ fn torn_data_is_reported_not_loaded() {
     let seg = segment("torn", 16);
     let writer = other(&seg);
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let AnySegment::Local(writer) = &*writer else {
+            unreachable!("made local above")
+        };
         let mut guard = writer.lock().unwrap();
         guard.data_mut().copy_from_slice(0, b"half").unwrap();
         panic!("the writer dies mid-write");

@@ -2,18 +2,25 @@
 
 use std::process::ExitCode;
 
-use shmbox::{Lifetime, SegmentOptions};
+use shmbox::{Lifetime, Location, SegmentOptions};
 
 use super::Outcome;
 use crate::note;
 use crate::size::human;
 
-pub fn run(name: &str, size: usize, mode: u32) -> Outcome {
+pub fn run(at: &Location, name: &str, size: usize, mode: u32) -> Outcome {
     // Persistent: this process exits at once, and the segment must outlive it.
     SegmentOptions::new()
         .lifetime(Lifetime::Persistent)
         .mode(mode)
-        .create(name, size)?;
+        .create_at(at, name, size)?;
+    if !at.is_local() {
+        note!(
+            "created {name:?} at {at}: {} ({size} bytes), persistent",
+            human(size as u64)
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     note!(
         "created {name:?}: {} ({size} bytes), persistent, mode {mode:04o}",
         human(size as u64)

@@ -38,6 +38,18 @@ struct InfoJson {
     owner_uid: Option<u32>,
     /// Octal, as a string: "0600"; null on Windows.
     mode: Option<String>,
+    /// For a segment on a server: where, and the hosts involved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remote: Option<RemoteJson>,
+}
+
+#[derive(Serialize)]
+struct RemoteJson {
+    location: String,
+    lock_holder_host: Option<String>,
+    last_writer_host: Option<String>,
+    creator_host: Option<String>,
+    open_handles: u64,
 }
 
 impl From<&SegmentInfo> for InfoJson {
@@ -66,6 +78,13 @@ impl From<&SegmentInfo> for InfoJson {
             owner_deaths: i.owner_deaths,
             owner_uid: i.owner_uid,
             mode: i.mode.map(|m| format!("{m:04o}")),
+            remote: i.remote.as_ref().map(|r| RemoteJson {
+                location: r.location.clone(),
+                lock_holder_host: r.lock_holder_host.clone(),
+                last_writer_host: r.last_writer_host.clone(),
+                creator_host: r.creator_host.clone(),
+                open_handles: r.open_handles,
+            }),
         }
     }
 }
@@ -83,8 +102,8 @@ fn lock_text(lock: LockState) -> String {
     }
 }
 
-pub fn run_info(name: &str, json: bool) -> Outcome {
-    let info = shmbox::info(name)?;
+pub fn run_info(at: &shmbox::Location, name: &str, json: bool) -> Outcome {
+    let info = shmbox::info_at(at, name)?;
     let mut out = std::io::stdout().lock();
     if json {
         serde_json::to_writer_pretty(&mut out, &InfoJson::from(&info))
@@ -92,6 +111,8 @@ pub fn run_info(name: &str, json: bool) -> Outcome {
         writeln!(out)?;
         return Ok(ExitCode::SUCCESS);
     }
+    let remote = info.remote.as_ref();
+    let on = |host: Option<&String>| host.map_or(String::new(), |h| format!(" on {h}"));
     let pid = |p: Option<u32>| p.map_or(String::from("?"), |p| p.to_string());
     let mut rows = vec![
         ("name", info.name.to_string()),
@@ -116,19 +137,28 @@ pub fn run_info(name: &str, json: bool) -> Outcome {
                 "yes".into()
             },
         ),
-        ("lock", lock_text(info.lock)),
+        (
+            "lock",
+            lock_text(info.lock) + &on(remote.and_then(|r| r.lock_holder_host.as_ref())),
+        ),
         (
             "last write",
             match info.last_write {
-                Some(t) => format!("by pid {} at {}", pid(info.last_writer_pid), time_s(t)),
+                Some(t) => format!(
+                    "by pid {}{} at {}",
+                    pid(info.last_writer_pid),
+                    on(remote.and_then(|r| r.last_writer_host.as_ref())),
+                    time_s(t)
+                ),
                 None => "none yet".into(),
             },
         ),
         (
             "created",
             format!(
-                "by pid {} at {}",
+                "by pid {}{} at {}",
                 pid(info.creator_pid),
+                on(remote.and_then(|r| r.creator_host.as_ref())),
                 info.created.map_or_else(|| "an unknown time".into(), time)
             ),
         ),
@@ -138,14 +168,20 @@ pub fn run_info(name: &str, json: bool) -> Outcome {
     if let (Some(uid), Some(mode)) = (info.owner_uid, info.mode) {
         rows.push(("owner", format!("uid {uid}, mode {mode:04o}")));
     }
+    if let Some(r) = remote {
+        rows.push(("location", r.location.clone()));
+        if info.lifetime == shmbox::Lifetime::UntilLastClose {
+            rows.push(("open handles", r.open_handles.to_string()));
+        }
+    }
     for (key, value) in rows {
         writeln!(out, "{:<15} {value}", format!("{key}:"))?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn run_list(json: bool) -> Outcome {
-    let segments = shmbox::list()?;
+pub fn run_list(at: &shmbox::Location, json: bool) -> Outcome {
+    let segments = shmbox::list_at(at)?;
     let mut out = std::io::stdout().lock();
     if json {
         let all: Vec<InfoJson> = segments.iter().map(InfoJson::from).collect();

@@ -12,17 +12,20 @@ use std::io;
 use std::process::{Command, ExitCode, ExitStatus};
 use std::time::Duration;
 
-use shmbox::Segment;
+use shmbox::{Location, SegmentOptions};
 
 use super::Outcome;
 use crate::error::CliError;
 use crate::note;
 
-pub fn run(name: &str, timeout: Duration, command: &[OsString]) -> Outcome {
-    let seg = Segment::open(name)?;
+pub fn run(at: &Location, name: &str, timeout: Duration, command: &[OsString]) -> Outcome {
+    let seg = SegmentOptions::new().open_at(at, name)?;
     let guard = seg.lock_timeout(timeout)?;
     if let Some(died) = guard.owner_died() {
-        let pid = died.pid.map_or(String::from("?"), |p| p.to_string());
+        let mut pid = died.pid.map_or(String::from("?"), |p| p.to_string());
+        if let Some(host) = guard.owner_died_host() {
+            pid = format!("{pid} on {host}");
+        }
         let torn = if died.mid_write {
             "; it died in the middle of a write, so the data may be torn"
         } else {
@@ -56,7 +59,9 @@ pub fn run(name: &str, timeout: Duration, command: &[OsString]) -> Outcome {
             return Ok(ExitCode::from(code));
         }
     };
-    drop(guard);
+    // A remote lock whose lease was lost meanwhile is an error: the command
+    // ran without the lock's protection for a while.
+    guard.unlock()?;
     Ok(ExitCode::from(u8::try_from(exit_code(status)).unwrap_or(1)))
 }
 

@@ -14,6 +14,8 @@ mod write;
 use std::io;
 use std::process::ExitCode;
 
+use shmbox::Location;
+
 use crate::cli::Command;
 use crate::error::CliError;
 
@@ -49,42 +51,42 @@ impl From<io::Error> for Failure {
 
 pub type Outcome = Result<ExitCode, Failure>;
 
-pub fn run(command: Command) -> Outcome {
+pub fn run(command: Command, at: &Location) -> Outcome {
     match command {
-        Command::Create { name, size, mode } => create::run(&name, size, mode),
+        Command::Create { name, size, mode } => create::run(at, &name, size, mode),
         Command::Write {
             name,
             text,
             offset,
             create,
             timeout,
-        } => write::run(&name, text, offset, create, timeout),
+        } => write::run(at, &name, text, offset, create, timeout),
         Command::Read {
             name,
             offset,
             len,
             timeout,
             format,
-        } => read::run(&name, offset, len, timeout, format.format),
+        } => read::run(at, &name, offset, len, timeout, format.format),
         Command::Watch {
             name,
             count,
             timeout,
             format,
-        } => watch::run(&name, count, timeout, format.format),
-        Command::Info { name, json } => info::run_info(&name, json),
-        Command::List { json } => info::run_list(json),
-        Command::Rm { name } => rm::run(&name),
-        Command::Gc { watch } => gc::run(watch),
+        } => watch::run(at, &name, count, timeout, format.format),
+        Command::Info { name, json } => info::run_info(at, &name, json),
+        Command::List { json } => info::run_list(at, json),
+        Command::Rm { name } => rm::run(at, &name),
+        Command::Gc { watch } => gc::run(at, watch),
         Command::Lock {
             name,
             timeout,
             command,
-        } => lock::run(&name, timeout, &command),
+        } => lock::run(at, &name, timeout, &command),
         Command::Completions { shell } => completions::run(shell),
         Command::Bench { quick, output } => bench::run(quick, &output),
         Command::BenchChild { args } => bench::child(&args),
-        Command::Demo { name, size } => match shmbox_tui::run(&name, size) {
+        Command::Demo { name, size } => match shmbox_tui::run_at(at, &name, size) {
             Ok(()) => Ok(ExitCode::SUCCESS),
             Err(shmbox_tui::DemoError::Segment(e)) => Err(e.into()),
             Err(shmbox_tui::DemoError::Terminal(e)) => Err(CliError::new(format!(

@@ -3,20 +3,21 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use shmbox::SegmentOptions;
+use shmbox::{Location, SegmentOptions};
 
 use super::Outcome;
 use crate::cli::Format;
 use crate::output::write_bytes;
 
 pub fn run(
+    at: &Location,
     name: &str,
     offset: usize,
     len: Option<usize>,
     timeout: Duration,
     format: Format,
 ) -> Outcome {
-    let seg = SegmentOptions::new().timeout(timeout).open(name)?;
+    let seg = SegmentOptions::new().timeout(timeout).open_at(at, name)?;
     // Without the lock: a reader never holds up writers, and never gets a
     // copy that mixes two writes.
     let snapshot = seg.read_consistent(offset, len.unwrap_or(usize::MAX))?;

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use super::Outcome;
 use crate::note;
 
-pub fn run(name: &str) -> Outcome {
-    shmbox::remove(name)?;
+pub fn run(at: &shmbox::Location, name: &str) -> Outcome {
+    shmbox::remove_at(at, name)?;
     note!("removed {name:?}");
     Ok(ExitCode::SUCCESS)
 }

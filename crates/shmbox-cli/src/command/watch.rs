@@ -4,7 +4,7 @@ use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use shmbox::{Error, Segment};
+use shmbox::{Error, Location, SegmentOptions};
 
 use super::Outcome;
 use crate::cli::Format;
@@ -12,10 +12,16 @@ use crate::error::{CliError, seconds};
 use crate::note;
 use crate::output::{text_of, time_s, write_bytes};
 
-pub fn run(name: &str, count: Option<u64>, timeout: Option<Duration>, format: Format) -> Outcome {
-    let seg = Segment::open(name)?;
+pub fn run(
+    at: &Location,
+    name: &str,
+    count: Option<u64>,
+    timeout: Option<Duration>,
+    format: Format,
+) -> Outcome {
+    let seg = SegmentOptions::new().open_at(at, name)?;
     let deadline = timeout.map(|t| Instant::now() + t);
-    let start = seg.generation();
+    let start = seg.generation()?;
     let mut seen = start;
     let mut out = std::io::stdout().lock();
     while count.is_none_or(|c| seen - start < c) {
@@ -33,7 +39,7 @@ pub fn run(name: &str, count: Option<u64>, timeout: Option<Duration>, format: Fo
             Ok(snapshot) => snapshot,
             Err(e @ Error::Inconsistent { .. }) => {
                 note!("shmbox: warning: {}", CliError::from(e));
-                seen = seg.generation();
+                seen = seg.generation()?;
                 continue;
             }
             Err(e) => return Err(e.into()),
@@ -41,9 +47,16 @@ pub fn run(name: &str, count: Option<u64>, timeout: Option<Duration>, format: Fo
         seen = snapshot.generation.max(seen);
         if format == Format::Text {
             let info = seg.info()?;
-            let pid = info
+            let mut pid = info
                 .last_writer_pid
                 .map_or(String::from("?"), |p| p.to_string());
+            if let Some(host) = info
+                .remote
+                .as_ref()
+                .and_then(|r| r.last_writer_host.as_ref())
+            {
+                pid = format!("{pid} on {host}");
+            }
             let when = info.last_write.map_or(String::from("?"), time_s);
             writeln!(
                 out,

@@ -5,13 +5,14 @@ use std::io::Read as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use shmbox::{Error, Lifetime, Segment, SegmentOptions};
+use shmbox::{Error, Lifetime, Location, SegmentOptions};
 
 use super::Outcome;
 use crate::error::{CliError, shell_word};
 use crate::note;
 
 pub fn run(
+    at: &Location,
     name: &str,
     text: Option<OsString>,
     offset: usize,
@@ -29,8 +30,8 @@ pub fn run(
     let seg = match create {
         Some(size) => SegmentOptions::new()
             .lifetime(Lifetime::Persistent)
-            .open_or_create(name, size),
-        None => Segment::open(name),
+            .open_or_create_at(at, name, size),
+        None => SegmentOptions::new().open_at(at, name),
     }
     .map_err(|e| match e {
         Error::NotFound { name } => CliError::new(format!(
@@ -52,7 +53,10 @@ pub fn run(
     }
     let mut guard = seg.lock_timeout(timeout)?;
     if let Some(died) = guard.owner_died() {
-        let pid = died.pid.map_or(String::from("?"), |p| p.to_string());
+        let mut pid = died.pid.map_or(String::from("?"), |p| p.to_string());
+        if let Some(host) = guard.owner_died_host() {
+            pid = format!("{pid} on {host}");
+        }
         let torn = if died.mid_write {
             ", in the middle of a write"
         } else {
