@@ -9,173 +9,14 @@
 // Unix-only: tmux.
 #![cfg(unix)]
 
+mod common;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::{Redis, Tmux};
+
 const SHMBOX: &str = env!("CARGO_BIN_EXE_shmbox");
-
-/// A private tmux server, killed when dropped.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn start() -> Option<Tmux> {
-        if Command::new("tmux").arg("-V").output().is_err() {
-            assert!(
-                std::env::var_os("SHMBOX_REQUIRE_TMUX").is_none(),
-                "tmux is not installed, and SHMBOX_REQUIRE_TMUX says it must be"
-            );
-            eprintln!("SKIPPED: tmux is not installed (apt-get install tmux); .ci/run installs it");
-            return None;
-        }
-        static SERVERS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = SERVERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Some(Tmux {
-            socket: format!("shmbox-test-{}-{n}", std::process::id()),
-        })
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .args(["-u", "-L", &self.socket])
-            .args(args)
-            .env("LANG", "C.UTF-8")
-            .output()
-            .expect("run tmux");
-        assert!(
-            out.status.success(),
-            "tmux {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Runs `command` in a new 80x24 session, under a shell that prints
-    /// its exit status once it ends.
-    fn open(&self, session: &str, command: &str) {
-        // The shell lingers after printing: tmux may drop a dead pane's last
-        // output unread, and the test reads that output.
-        let wrapped = format!("{command}; echo \"[exit status $?]\"; sleep 5");
-        self.run(&[
-            "new-session",
-            "-d",
-            "-s",
-            session,
-            "-x",
-            "80",
-            "-y",
-            "24",
-            "sh",
-            "-c",
-            &wrapped,
-            ";",
-            "set-option",
-            "-t",
-            session,
-            "remain-on-exit",
-            "on",
-        ]);
-    }
-
-    /// The pid of the program the shell of `session` runs.
-    fn program_pid(&self, session: &str) -> u32 {
-        let shell = self.run(&["display-message", "-p", "-t", session, "#{pane_pid}"]);
-        let shell = shell.trim().to_owned();
-        std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .find_map(|p| {
-                let stat = std::fs::read_to_string(p.path().join("stat")).ok()?;
-                let ppid = stat
-                    .rsplit_once(')')?
-                    .1
-                    .split_whitespace()
-                    .nth(1)?
-                    .to_owned();
-                (ppid == shell).then(|| p.file_name().to_str()?.parse().ok())?
-            })
-            .unwrap_or_else(|| panic!("no program runs under the shell of {session}"))
-    }
-
-    /// Waits until the program in `session` ends; returns `exit N`, as the
-    /// shell printed it on the normal screen.
-    fn wait_exit(&self, session: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let history = self.history(session);
-            if let Some(line) = history.lines().find(|l| l.starts_with("[exit status ")) {
-                return format!(
-                    "exit {}",
-                    line.trim_start_matches("[exit status ")
-                        .trim_end_matches(']')
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{session} did not exit:\n{history}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// The screen and the lines scrolled off it.
-    fn history(&self, session: &str) -> String {
-        self.run(&["capture-pane", "-p", "-J", "-S", "-200", "-t", session])
-    }
-
-    fn keys(&self, session: &str, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", session];
-        args.extend_from_slice(keys);
-        self.run(&args);
-    }
-
-    fn type_text(&self, session: &str, text: &str) {
-        self.run(&["send-keys", "-t", session, "-l", text]);
-    }
-
-    fn screen(&self, session: &str) -> String {
-        self.run(&["capture-pane", "-p", "-J", "-t", session])
-    }
-
-    /// Waits until the screen of `session` shows `needle`.
-    fn wait_for(&self, session: &str, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let screen = self.screen(session);
-            if screen.contains(needle) {
-                return screen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{session} never showed {needle:?}; its screen:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// A left click (SGR mouse report, as the terminal would send it) on
-    /// the middle of `label` on the screen of `session`.
-    fn click(&self, session: &str, label: &str) {
-        let screen = self.screen(session);
-        let (row, line) = screen
-            .lines()
-            .enumerate()
-            .find(|(_, l)| l.contains(label))
-            .unwrap_or_else(|| panic!("{label:?} is not on the screen:\n{screen}"));
-        let col = line[..line.find(label).unwrap()].chars().count() + label.chars().count() / 2;
-        let (x, y) = (col + 1, row + 1);
-        self.type_text(session, &format!("\x1b[<0;{x};{y}M\x1b[<0;{x};{y}m"));
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .output();
-    }
-}
 
 #[test]
 fn two_demos_exchange_text_in_tmux() {
@@ -248,6 +89,62 @@ fn two_demos_exchange_text_in_tmux() {
     let deadline = Instant::now() + Duration::from_secs(15);
     while std::path::Path::new(&path).exists() {
         assert!(Instant::now() < deadline, "the demos left {path} behind");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn two_demos_share_a_segment_over_redis_live() {
+    let Some(tmux) = Tmux::start() else { return };
+    let Some(redis) = Redis::start() else { return };
+    let name = format!("test-demo-remote-{}", std::process::id());
+    let url = redis.url();
+    // One with --url, one with SHMBOX_URL: both name the server.
+    tmux.open("a", &format!("{SHMBOX} --url '{url}' demo {name}"));
+    tmux.open("b", &format!("SHMBOX_URL='{url}' {SHMBOX} demo {name}"));
+    tmux.wait_for("a", &format!("Segment {name}: 1024 bytes"));
+    tmux.wait_for("b", &format!("Segment {name}: 1024 bytes"));
+    assert_eq!(
+        redis.cli(&["HGET", &format!("shmbox:{{{name}}}:meta"), "size"]),
+        "1024"
+    );
+    assert!(!std::path::Path::new(&format!("/dev/shm/shmbox.{name}")).exists());
+
+    // Live on in B, then A writes: B follows with no key pressed, through
+    // the server's notification.
+    tmux.keys("b", &["C-l"]);
+    tmux.wait_for("b", "[x] Live");
+    tmux.type_text("a", "over redis 你好");
+    tmux.keys("a", &["C-w"]);
+    tmux.wait_for("a", "(generation 1)");
+    let screen = tmux.wait_for("b", "│over redis 你好");
+    assert!(screen.contains("Live: loaded generation 1"), "{screen}");
+
+    // B answers; A reads it.
+    tmux.keys("b", &["End"]);
+    tmux.type_text("b", " + from B");
+    tmux.keys("b", &["C-w"]);
+    tmux.wait_for("b", "(generation 2)");
+    tmux.wait_for("a", "● Another process wrote since your last read.");
+    tmux.keys("a", &["C-r"]);
+    let screen = tmux.wait_for("a", "Read 26 bytes (generation 2).");
+    assert!(screen.contains("│over redis 你好 + from B"), "{screen}");
+
+    // Both quit; the until-last-close segment goes with the last one.
+    tmux.keys("a", &["C-q"]);
+    tmux.keys("b", &["C-q"]);
+    for session in ["a", "b"] {
+        assert_eq!(tmux.wait_exit(session), "exit 0");
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !redis
+        .cli(&["KEYS", &format!("shmbox:{{{name}}}:*")])
+        .is_empty()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the demos left their keys behind"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
