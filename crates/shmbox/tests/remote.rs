@@ -231,6 +231,7 @@ mod linux {
             writes_and_reads_are_clamped,
             sizes_and_names_are_checked,
             a_lock_held_elsewhere_times_out,
+            a_waiting_locker_is_woken_by_the_release,
             a_killed_holder_is_taken_over_after_its_lease,
             a_paused_holder_loses_its_lease_and_nothing_it_sends_lands,
             guard_reads_see_its_own_writes,
@@ -302,6 +303,14 @@ mod linux {
                 println!("locked");
                 std::thread::sleep(Duration::from_secs(600));
                 drop(guard);
+            }
+            "hold-lock-for" => {
+                let seg = SegmentOptions::new().open_at(&at, name).unwrap();
+                let guard = seg.lock().unwrap();
+                println!("locked");
+                std::thread::sleep(Duration::from_millis(args[2].parse().unwrap()));
+                guard.unlock().unwrap();
+                println!("released");
             }
             "write-after-trigger" => {
                 // Takes the lock, starts a write, then waits for the trigger
@@ -426,6 +435,28 @@ mod linux {
             info_at(&at(), &name).unwrap().lock,
             LockState::Held { .. }
         ));
+    }
+
+    fn a_waiting_locker_is_woken_by_the_release() {
+        // A 10 s lease: a waiter that missed the release would sleep a whole
+        // second (its longest wait between retries) before trying again.
+        let at = Location::parse(&format!("{}?lease=10", shared_url())).unwrap();
+        let name = unique_name("remote-woken");
+        let seg = SegmentOptions::new().create_at(&at, &name, 8).unwrap();
+        let url = format!("{}?lease=10", shared_url());
+        let mut holder = Helper::spawn("hold-lock-for", &[url.as_str(), name.as_str(), "300"]);
+        holder.expect("locked");
+        let started = Instant::now();
+        let guard = seg.lock_timeout(10 * SECOND).unwrap();
+        let took = started.elapsed();
+        holder.expect("released");
+        assert!(guard.owner_died().is_none());
+        drop(guard);
+        holder.finish(20 * SECOND);
+        assert!(
+            took < Duration::from_millis(900),
+            "woken only after {took:?}"
+        );
     }
 
     fn a_killed_holder_is_taken_over_after_its_lease() {

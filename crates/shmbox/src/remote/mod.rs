@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redis::Value;
 
-use self::conn::{Link, Reply, as_str, broken, remote_error};
+use self::conn::{Link, Reply, as_str, remote_error};
 use self::renewer::{Lease, Registration};
 use crate::sync::{AtomicU64, Ordering};
 use crate::{
@@ -304,19 +304,18 @@ impl RemoteSegment {
             return Ok(0);
         }
         let bytes = &data[..n];
-        let deadline = Instant::now().checked_add(self.timeout);
-        loop {
+        self.until_free(self.timeout, || {
             let reply = self.call(
                 "writing",
                 &scripts::WRITE,
                 &[offset.into(), bytes.into(), self.who.as_str().into()],
             )?;
             match reply.status() {
-                "ok" => return Ok(n),
-                "busy" => self.wait_event(deadline, reply.int(1), WaitFor::Lock)?,
-                _ => return Err(self.error(&reply)),
+                "ok" => Ok(Some(n)),
+                "busy" => Ok(None),
+                _ => Err(self.error(&reply)),
             }
-        }
+        })
     }
 
     /// Reads up to `len` bytes from `offset`, waiting while another process
@@ -343,24 +342,43 @@ impl RemoteSegment {
 
     fn read_with(&self, offset: usize, len: usize, token: &str, wait: bool) -> Result<Snapshot> {
         let n = self.clamp(offset, len)?;
-        let deadline = Instant::now().checked_add(self.timeout);
-        loop {
+        let attempt = || {
             let reply = self.call(
                 "reading",
                 &scripts::READ,
                 &[offset.into(), n.into(), token.into()],
             )?;
             match reply.status() {
-                "ok" => {
-                    return Ok(Snapshot {
-                        data: reply.bytes(2).to_vec(),
-                        generation: reply.int(1) as u64,
-                    });
-                }
-                "busy" if wait => self.wait_event(deadline, reply.int(1), WaitFor::Lock)?,
-                _ => return Err(self.error(&reply)),
+                "ok" => Ok(Some(Snapshot {
+                    data: reply.bytes(2).to_vec(),
+                    generation: reply.int(1) as u64,
+                })),
+                "busy" if wait => Ok(None),
+                _ => Err(self.error(&reply)),
             }
+        };
+        self.until_free(self.timeout, attempt)
+    }
+
+    /// Runs `attempt` until it returns something: at once, and then each
+    /// time the segment's channel says the lock was released, or a fifth of
+    /// a lease has passed (a dead holder's lease runs out silently), until
+    /// `timeout`. Subscribed before each retry, so no release is missed.
+    fn until_free<T>(
+        &self,
+        timeout: Duration,
+        mut attempt: impl FnMut() -> Result<Option<T>>,
+    ) -> Result<T> {
+        if let Some(value) = attempt()? {
+            return Ok(value);
         }
+        if timeout.is_zero() {
+            return Err(self.timed_out(WaitFor::Lock, timeout));
+        }
+        let deadline = Instant::now().checked_add(timeout);
+        let hint = (self.link.location.lease() / 5).max(Duration::from_millis(10));
+        self.wait_on_channel(deadline, Some(hint), "waiting for the lock", attempt)?
+            .ok_or_else(|| self.timed_out(WaitFor::Lock, timeout))
     }
 
     /// Takes the lock, waiting up to [`timeout`](RemoteSegment::timeout).
@@ -382,21 +400,7 @@ impl RemoteSegment {
     ///
     /// As for [`lock`](RemoteSegment::lock).
     pub fn lock_timeout(&self, timeout: Duration) -> Result<RemoteGuard<'_>> {
-        let deadline = Instant::now().checked_add(timeout);
-        loop {
-            if let Some(guard) = self.try_lock_once()? {
-                return Ok(guard);
-            }
-            let pttl = self.lease_left()?;
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(self.timed_out(WaitFor::Lock, timeout));
-            }
-            self.wait_event(deadline, pttl, WaitFor::Lock)
-                .map_err(|e| match e {
-                    Error::Timeout { .. } => self.timed_out(WaitFor::Lock, timeout),
-                    e => e,
-                })?;
-        }
+        self.until_free(timeout, || self.try_lock_once())
     }
 
     /// Takes the lock if it is free, or its holder's lease ran out; `None`
@@ -447,14 +451,6 @@ impl RemoteSegment {
         }
     }
 
-    /// The lock's remaining lease in ms (0 if free), as a hint for waiting.
-    fn lease_left(&self) -> Result<i64> {
-        self.usable()?;
-        self.link.run(self.name.as_str(), "locking", |c| {
-            redis::cmd("PTTL").arg(&self.keys[2]).query(c)
-        })
-    }
-
     fn timed_out(&self, waiting_for: WaitFor, timeout: Duration) -> Error {
         Error::Timeout {
             name: self.name.to_string(),
@@ -480,14 +476,14 @@ impl RemoteSegment {
         mut check: impl FnMut() -> Result<Option<T>>,
     ) -> Result<Option<T>> {
         let channel = format!("shmbox:{{{}}}:events", self.name.as_str());
-        let mut slot = self.events();
-        if slot.is_none() {
-            *slot = Some(self.link.connect().map_err(|e| {
+        // Taken out of its slot for the wait, so that waits in other threads
+        // do not queue behind this one: they connect for themselves.
+        let cached = self.events().take();
+        let mut connection = match cached {
+            Some(connection) => connection,
+            None => self.link.connect().map_err(|e| {
                 remote_error(&self.link.location, self.name.as_str(), operation, &e)
-            })?);
-        }
-        let Some(connection) = slot.as_mut() else {
-            unreachable!("connected above")
+            })?,
         };
         let result = (|| {
             let mut pubsub = connection.as_pubsub();
@@ -515,45 +511,27 @@ impl RemoteSegment {
                 }
             }
         })();
-        match result {
-            Ok(value) => Ok(value),
-            Err(Failure::Shmbox(e)) => Err(e),
-            Err(Failure::Redis(e)) => {
-                if broken(&e) {
-                    *slot = None;
+        let failure = match result {
+            Ok(value) => {
+                // Leaving pub/sub mode (when `pubsub` dropped) worked: keep
+                // the connection for the next wait.
+                let mut slot = self.events();
+                if slot.is_none() && redis::ConnectionLike::is_open(&connection) {
+                    *slot = Some(connection);
                 }
-                Err(remote_error(
-                    &self.link.location,
-                    self.name.as_str(),
-                    operation,
-                    &e,
-                ))
+                return Ok(value);
             }
+            Err(failure) => failure,
+        };
+        match failure {
+            Failure::Shmbox(e) => Err(e),
+            Failure::Redis(e) => Err(remote_error(
+                &self.link.location,
+                self.name.as_str(),
+                operation,
+                &e,
+            )),
         }
-    }
-
-    /// Waits for the lock to be released (or its lease of `lease_ms` to run
-    /// out), or `deadline`; the caller tries again.
-    fn wait_event(
-        &self,
-        deadline: Option<Instant>,
-        lease_ms: i64,
-        waiting_for: WaitFor,
-    ) -> Result<()> {
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            return Err(self.timed_out(waiting_for, self.timeout));
-        }
-        // Once: the first check after subscribing is the caller's next try.
-        let mut first = true;
-        let hint = Duration::from_millis(lease_ms.max(1) as u64 + 1);
-        self.wait_on_channel(deadline, Some(hint), "waiting for the lock", || {
-            Ok(if std::mem::take(&mut first) {
-                None
-            } else {
-                Some(())
-            })
-        })?;
-        Ok(())
     }
 
     /// Waits until a write is committed after generation `since`, and
