@@ -14,7 +14,8 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Redis, Tmux};
+use common::Tmux;
+use shmbox_testkit::RedisServer;
 
 const SHMBOX: &str = env!("CARGO_BIN_EXE_shmbox");
 
@@ -96,9 +97,11 @@ fn two_demos_exchange_text_in_tmux() {
 #[test]
 fn two_demos_share_a_segment_over_redis_live() {
     let Some(tmux) = Tmux::start() else { return };
-    let Some(redis) = Redis::start() else { return };
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
     let name = format!("test-demo-remote-{}", std::process::id());
-    let url = redis.url();
+    let url = format!("{}?lease=1", redis.url());
     // One with --url, one with SHMBOX_URL: both name the server.
     tmux.open("a", &format!("{SHMBOX} --url '{url}' demo {name}"));
     tmux.open("b", &format!("SHMBOX_URL='{url}' {SHMBOX} demo {name}"));

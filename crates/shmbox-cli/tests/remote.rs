@@ -4,8 +4,6 @@
 //! give. Each test starts its own redis-server (see `common`).
 #![cfg(unix)]
 
-mod common;
-
 use std::io::Read as _;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -14,7 +12,7 @@ use assert_cmd::Command;
 use predicates::prelude::*;
 use predicates::str::contains;
 
-use common::Redis;
+use shmbox_testkit::RedisServer;
 
 const SHMBOX: &str = env!("CARGO_BIN_EXE_shmbox");
 
@@ -40,8 +38,10 @@ fn name(tag: &str) -> String {
 
 #[test]
 fn every_subcommand_works_over_a_url() {
-    let Some(redis) = Redis::start() else { return };
-    let url = redis.url();
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = format!("{}?lease=1", redis.url());
     let name = name("all");
     shmbox(&url)
         .args(["create", &name, "--size", "64"])
@@ -49,7 +49,7 @@ fn every_subcommand_works_over_a_url() {
         .success()
         .stderr(contains(format!(
             "created \"{name}\" at redis://127.0.0.1:{}",
-            redis.port
+            redis.port()
         )));
     shmbox(&url)
         .args(["write", &name, "你好 remote"])
@@ -83,7 +83,7 @@ fn every_subcommand_works_over_a_url() {
                 .and(contains("lifetime:       persistent"))
                 .and(contains(format!(
                     "location:       redis://127.0.0.1:{}",
-                    redis.port
+                    redis.port()
                 ))),
         );
     let json = shmbox(&url)
@@ -119,8 +119,10 @@ fn every_subcommand_works_over_a_url() {
 
 #[test]
 fn watch_sees_a_write_from_another_process() {
-    let Some(redis) = Redis::start() else { return };
-    let url = redis.url();
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = format!("{}?lease=1", redis.url());
     let name = name("watch");
     shmbox(&url)
         .args(["create", &name, "--size", "16"])
@@ -154,8 +156,10 @@ fn watch_sees_a_write_from_another_process() {
 
 #[test]
 fn a_killed_lock_holder_is_taken_over_after_its_lease() {
-    let Some(redis) = Redis::start() else { return };
-    let url = redis.url();
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = format!("{}?lease=1", redis.url());
     let name = name("killed");
     shmbox(&url)
         .args(["create", &name, "--size", "16"])

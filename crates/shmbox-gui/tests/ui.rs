@@ -23,8 +23,15 @@ fn unique(tag: &str) -> String {
 
 /// A window on segment `name` (opened or created, `size` bytes).
 fn window(name: &str, size: usize) -> Harness<'static, DemoApp> {
-    let segment = SegmentOptions::new().open_or_create(name, size).unwrap();
-    let app = DemoApp::new(Arc::new(shmbox::AnySegment::Local(segment)));
+    window_at(&shmbox::Location::Local, name, size)
+}
+
+/// A window on segment `name` at `location`.
+fn window_at(location: &shmbox::Location, name: &str, size: usize) -> Harness<'static, DemoApp> {
+    let segment = SegmentOptions::new()
+        .open_or_create_at(location, name, size)
+        .unwrap();
+    let app = DemoApp::new(Arc::new(segment));
     let mut harness = Harness::builder()
         .with_size(egui::vec2(560.0, 300.0))
         // Chinese glyphs come from a system font, which a fresh machine may
@@ -132,6 +139,31 @@ fn live_follows_another_window_without_a_key_press() {
     type_into(&mut a, "pushed live");
     click(&mut a, WRITE_LABEL);
     until(&mut b, "B follows A", |app| app.text() == "pushed live");
+}
+
+/// The same, with the segment on a Redis server (as `shmbox-gui --url`):
+/// the windows could be on two machines.
+#[cfg(target_os = "linux")]
+#[test]
+fn live_follows_another_window_over_redis() {
+    let Some(redis) = shmbox_testkit::RedisServer::start() else {
+        return;
+    };
+    let at = shmbox::Location::parse(&redis.url()).unwrap();
+    let name = unique("live-remote");
+    let mut a = window_at(&at, &name, 64);
+    let mut b = window_at(&at, &name, 64);
+    click(&mut b, LIVE_LABEL);
+    type_into(&mut a, "pushed over redis");
+    click(&mut a, WRITE_LABEL);
+    until(&mut b, "B follows A through the server", |app| {
+        app.text() == "pushed over redis"
+    });
+    assert_eq!(
+        redis.cli(&["HGET", &format!("shmbox:{{{name}}}:meta"), "gen"]),
+        "1"
+    );
+    assert!(!std::path::Path::new(&format!("/dev/shm/shmbox.{name}")).exists());
 }
 
 #[test]

@@ -23,10 +23,8 @@ fn main() {
 
 #[cfg(all(target_os = "linux", feature = "redis"))]
 mod linux {
-    use std::net::TcpListener;
-    use std::os::unix::process::CommandExt as _;
     use std::path::PathBuf;
-    use std::process::{Child, Command, Stdio};
+    use std::process::Command;
     use std::sync::{Mutex, OnceLock};
     use std::time::{Duration, Instant};
 
@@ -36,114 +34,16 @@ mod linux {
         list_at, remove_at,
     };
 
+    use shmbox_testkit::RedisServer as Server;
+
     use crate::common::{self, Helper, Watchdog, unique_name, wait_until};
 
     const SECOND: Duration = Duration::from_secs(1);
 
-    /// A redis-server of our own, killed when dropped.
-    pub struct Server {
-        pub port: u16,
-        child: Option<Child>,
-        dir: PathBuf,
-        extra: Vec<String>,
-    }
-
-    impl Server {
-        pub fn start(extra: &[&str]) -> Server {
-            let port = free_port();
-            let dir =
-                std::env::temp_dir().join(format!("shmbox-redis-{}-{port}", std::process::id()));
-            std::fs::create_dir_all(&dir).unwrap();
-            let mut server = Server {
-                port,
-                child: None,
-                dir,
-                extra: extra.iter().map(|s| s.to_string()).collect(),
-            };
-            server.launch();
-            server
-        }
-
-        /// Starts (again) on the same port.
-        pub fn launch(&mut self) {
-            let mut command = Command::new("redis-server");
-            // SAFETY: prctl takes plain integers and is async-signal-safe.
-            // The server dies with the thread that started it, even if a
-            // watchdog ends this process.
-            unsafe {
-                command.pre_exec(|| {
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                    Ok(())
-                });
-            }
-            let child = command
-                .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no"])
-                .arg("--dir")
-                .arg(&self.dir)
-                .args(&self.extra)
-                .arg("--logfile")
-                .arg(self.dir.join("redis.log"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start redis-server");
-            self.child = Some(child);
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-                assert!(Instant::now() < deadline, "redis-server did not start");
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
-
-        pub fn kill(&mut self) {
-            if let Some(mut child) = self.child.take() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        }
-
-        pub fn pid(&self) -> u32 {
-            self.child.as_ref().unwrap().id()
-        }
-
-        pub fn url(&self) -> String {
-            format!("redis://127.0.0.1:{}", self.port)
-        }
-
-        /// A raw command, through redis-cli.
-        pub fn cli(&self, args: &[&str]) -> String {
-            let out = Command::new("redis-cli")
-                .args(["-p", &self.port.to_string()])
-                .args(
-                    self.extra
-                        .iter()
-                        .skip_while(|a| *a != "--requirepass")
-                        .nth(1)
-                        .map(|p| vec!["-a".to_owned(), p.clone()])
-                        .unwrap_or_default(),
-                )
-                .args(args)
-                .stderr(Stdio::null())
-                .output()
-                .expect("run redis-cli");
-            String::from_utf8_lossy(&out.stdout).trim().to_owned()
-        }
-    }
-
-    impl Drop for Server {
-        fn drop(&mut self) {
-            self.kill();
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-
-    fn free_port() -> u16 {
-        TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
+    /// A redis-server of our own (see shmbox-testkit); present, since
+    /// `main` checked.
+    fn server(args: &[&str]) -> Server {
+        Server::start_with(args).expect("redis-server was found by main")
     }
 
     /// The server the tests share (each test uses names of its own),
@@ -246,7 +146,7 @@ mod linux {
             a_stopped_server_times_out_instead_of_hanging,
             credentials_are_checked_and_never_shown,
         ];
-        let server = Server::start(&[]);
+        let server = server(&[]);
         SHARED_URL.set(server.url()).unwrap();
         *SHARED.lock().unwrap() = Some(server);
         let trials = tests
@@ -686,7 +586,7 @@ mod linux {
     }
 
     fn a_server_restart_gives_clear_errors_then_recovers() {
-        let mut server = Server::start(&[]);
+        let mut server = server(&[]);
         let at = Location::parse(&format!("{}?timeout=1", server.url())).unwrap();
         let name = unique_name("remote-restart");
         let seg = SegmentOptions::new().create_at(&at, &name, 8).unwrap();
@@ -724,7 +624,7 @@ mod linux {
     }
 
     fn a_stopped_server_times_out_instead_of_hanging() {
-        let server = Server::start(&[]);
+        let server = server(&[]);
         let at = Location::parse(&format!("{}?timeout=0.5", server.url())).unwrap();
         let name = unique_name("remote-stopped");
         let seg = SegmentOptions::new().create_at(&at, &name, 8).unwrap();
@@ -746,7 +646,7 @@ mod linux {
     }
 
     fn credentials_are_checked_and_never_shown() {
-        let server = Server::start(&["--requirepass", "s3cret"]);
+        let server = server(&["--requirepass", "s3cret"]);
         let name = unique_name("remote-auth");
         for url in [server.url(), server.url().replace("//", "//:wrong@")] {
             match SegmentOptions::new().create_at(&Location::parse(&url).unwrap(), &name, 8) {

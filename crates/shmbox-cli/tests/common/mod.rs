@@ -1,8 +1,7 @@
-//! Shared by the tests that drive real processes: a private tmux server,
-//! and a redis-server of the test's own.
+//! Shared by the tests that drive real processes: a private tmux server.
 #![allow(dead_code)] // each test binary uses a different part
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// A private tmux server, killed when dropped.
@@ -165,70 +164,5 @@ impl Drop for Tmux {
         let _ = Command::new("tmux")
             .args(["-L", &self.socket, "kill-server"])
             .output();
-    }
-}
-
-/// A redis-server on 127.0.0.1 on a free port, without persistence, killed
-/// when dropped; `None` (after saying SKIPPED) without redis-server, unless
-/// SHMBOX_REQUIRE_REDIS is set (as .ci/run does), which makes that fail.
-pub struct Redis {
-    pub port: u16,
-    child: Child,
-}
-
-impl Redis {
-    pub fn start() -> Option<Redis> {
-        if Command::new("redis-server")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            assert!(
-                std::env::var_os("SHMBOX_REQUIRE_REDIS").is_none(),
-                "redis-server is not installed, and SHMBOX_REQUIRE_REDIS says it must be"
-            );
-            eprintln!("SKIPPED: redis-server is not installed (apt-get install redis-server)");
-            return None;
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--logfile", ""])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Some(Redis { port, child })
-    }
-
-    /// Its URL, with a 1 s lease so that recovery takes a second.
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}?lease=1", self.port)
-    }
-
-    /// A raw command, through redis-cli.
-    pub fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string()])
-            .args(args)
-            .output()
-            .expect("run redis-cli");
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
