@@ -25,6 +25,7 @@ pub mod machine;
 pub mod mapping;
 pub mod notify;
 pub mod peers;
+pub mod remote;
 pub mod report;
 pub mod stats;
 pub mod uncontended;

@@ -218,7 +218,7 @@ pub fn markdown(r: &Results) -> String {
     );
     let _ = writeln!(
         m,
-        "The Python package's figures, against `multiprocessing.shared_memory`, are in [BENCHMARKS-python.md](BENCHMARKS-python.md) (`python -m shmbox.bench`).\n"
+        "The Python package's figures, against `multiprocessing.shared_memory`, are in [BENCHMARKS-python.md](BENCHMARKS-python.md) (`python -m shmbox.bench`); segments over Redis, against raw round trips, in [BENCHMARKS-remote.md](BENCHMARKS-remote.md) (`shmbox bench --remote`).\n"
     );
 
     let _ = writeln!(m, "## Machine\n");

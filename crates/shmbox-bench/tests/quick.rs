@@ -65,6 +65,39 @@ fn main() {
             "{plot} draws nothing"
         );
     }
+    // The remote section, against a redis-server it starts (if there is
+    // one; SHMBOX_REQUIRE_REDIS makes its absence a failure).
+    if std::process::Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        let remote = dir.join("BENCHMARKS-remote.md");
+        let results = shmbox_bench::remote::run(true, &remote).expect("the remote benchmark runs");
+        let report = std::fs::read_to_string(&remote).expect("the remote report was written");
+        for row in [
+            "raw SETRANGE 64 B (floor)",
+            "write 64 B",
+            "raw GETRANGE 64 B (floor)",
+            "read_consistent 64 B",
+            "lock + unlock",
+            "lock + guard.write 64 B + unlock",
+        ] {
+            assert!(report.contains(&format!("| {row} |")), "no row for {row}");
+        }
+        assert!(report.contains("**Target:** an uncontended write within 1.3×"));
+        assert!(
+            !report.contains("NaN") && !report.contains("inf"),
+            "{report}"
+        );
+        assert!(results.rows.iter().all(|r| r.median_us() > 0.0));
+    } else {
+        assert!(
+            std::env::var_os("SHMBOX_REQUIRE_REDIS").is_none(),
+            "redis-server is not installed, and SHMBOX_REQUIRE_REDIS says it must be"
+        );
+        println!("SKIPPED: the remote section (no redis-server)");
+    }
     std::fs::remove_dir_all(&dir).unwrap();
     println!("test quick_benchmark_writes_a_well_formed_report ... ok");
     println!("test result: ok. 1 passed; 0 failed");

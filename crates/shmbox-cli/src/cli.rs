@@ -219,15 +219,22 @@ pub enum Command {
     #[command(after_help = "Examples:\n  \
         cargo run --release -p shmbox-cli --features bench -- bench          # about a minute\n  \
         cargo run --release -p shmbox-cli --features bench -- bench --quick  # seconds: a check\n\n\
+        cargo run --release -p shmbox-cli --features bench -- bench --remote # over Redis\n\n\
         Writes docs/BENCHMARKS.md (or --output) and its plots in bench/ beside it.\n\
         Needs a build with the `bench` feature.")]
     Bench {
         /// A few seconds in all: checks the harness, measures little.
         #[arg(long)]
         quick: bool,
-        /// Where to write the Markdown report; plots go in bench/ beside it.
-        #[arg(long, value_name = "FILE", default_value = "docs/BENCHMARKS.md")]
-        output: std::path::PathBuf,
+        /// Measure segments on a Redis server (started for the run) beside
+        /// raw round trips, instead of the local scenarios.
+        #[arg(long)]
+        remote: bool,
+        /// Where to write the Markdown report; plots go in bench/ beside it
+        /// (default docs/BENCHMARKS.md, or docs/BENCHMARKS-remote.md with
+        /// --remote).
+        #[arg(long, value_name = "FILE")]
+        output: Option<std::path::PathBuf>,
     },
 
     /// A benchmark's helper process (internal).

@@ -1,5 +1,6 @@
 //! `shmbox bench [--quick] [--output FILE]` (with the `bench` feature).
 
+#[cfg(feature = "bench")]
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -8,7 +9,20 @@ use super::Outcome;
 use crate::error::CliError;
 
 #[cfg(feature = "bench")]
-pub fn run(quick: bool, output: &Path) -> Outcome {
+pub fn run(quick: bool, remote: bool, output: Option<std::path::PathBuf>) -> Outcome {
+    if remote {
+        let output = output.unwrap_or_else(|| "docs/BENCHMARKS-remote.md".into());
+        let results = shmbox_bench::remote::run(quick, &output)?;
+        let write = results.rows.iter().find(|r| r.name == "write 64 B");
+        crate::note!(
+            "wrote {} (write 64 B: {:.2}x a raw SETRANGE round trip)",
+            output.display(),
+            write.map_or(f64::NAN, |r| r.median_ratio())
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let output = output.unwrap_or_else(|| "docs/BENCHMARKS.md".into());
+    let output = output.as_path();
     let exe = std::env::current_exe()?;
     let spawn = |args: &[String]| {
         let mut command = std::process::Command::new(&exe);
@@ -45,7 +59,7 @@ pub fn child(args: &[String]) -> Outcome {
 }
 
 #[cfg(not(feature = "bench"))]
-pub fn run(_quick: bool, _output: &Path) -> Outcome {
+pub fn run(_quick: bool, _remote: bool, _output: Option<std::path::PathBuf>) -> Outcome {
     Err(CliError::new(
         "this shmbox was built without benchmarks \
          (run `cargo run --release -p shmbox-cli --features bench -- bench`)",
@@ -55,7 +69,7 @@ pub fn run(_quick: bool, _output: &Path) -> Outcome {
 
 #[cfg(not(feature = "bench"))]
 pub fn child(args: &[String]) -> Outcome {
-    run(false, Path::new("")).map(|_| {
+    run(false, false, None).map(|_| {
         let _ = args;
         ExitCode::FAILURE
     })

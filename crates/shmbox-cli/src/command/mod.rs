@@ -84,7 +84,11 @@ pub fn run(command: Command, at: &Location) -> Outcome {
             command,
         } => lock::run(at, &name, timeout, &command),
         Command::Completions { shell } => completions::run(shell),
-        Command::Bench { quick, output } => bench::run(quick, &output),
+        Command::Bench {
+            quick,
+            remote,
+            output,
+        } => bench::run(quick, remote, output),
         Command::BenchChild { args } => bench::child(&args),
         Command::Demo { name, size } => match shmbox_tui::run_at(at, &name, size) {
             Ok(()) => Ok(ExitCode::SUCCESS),

@@ -90,6 +90,13 @@ fn new_handle_id(who: &str) -> String {
     format!("{} {n:x}.{nanos:x}", who)
 }
 
+/// This machine's clock, in ms since the epoch.
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// Splits `host pid` as recorded.
 fn host_and_pid(recorded: &str) -> (Option<String>, Option<u32>) {
     match recorded.rsplit_once(' ') {
@@ -308,7 +315,12 @@ impl RemoteSegment {
             let reply = self.call(
                 "writing",
                 &scripts::WRITE,
-                &[offset.into(), bytes.into(), self.who.as_str().into()],
+                &[
+                    offset.into(),
+                    bytes.into(),
+                    self.who.as_str().into(),
+                    now_ms().into(),
+                ],
             )?;
             match reply.status() {
                 "ok" => Ok(Some(n)),

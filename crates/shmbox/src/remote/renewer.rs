@@ -2,13 +2,14 @@
 //! of the locks this process holds and of its open until-last-close
 //! handles, each a third of its lease before it would run out.
 //!
-//! It starts with the first lease to renew and ends with the last, so a
-//! process that uses only local segments, or has closed its remote ones,
-//! has no such thread. It has its own connections, one per server.
+//! It starts with the first lease to renew and ends a few seconds
+//! (`IDLE`) after the last, so a process that uses only local segments, or
+//! has closed its remote ones, has no such thread. It has its own
+//! connections, one per server.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::conn::{Link, Reply};
 use super::scripts;
@@ -23,6 +24,9 @@ pub(crate) enum Lease {
     /// A held lock.
     Lock { token: u64 },
 }
+
+/// How long the thread waits for more work before it ends.
+const IDLE: Duration = Duration::from_secs(5);
 
 #[derive(Clone)]
 struct Entry {
@@ -77,8 +81,8 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
+        // The thread finds out when it next wakes; no need to wake it now.
         state().entries.retain(|e| e.id != self.id);
-        renewer().changed.notify_all();
     }
 }
 
@@ -88,13 +92,17 @@ pub(crate) fn register(location: &RedisLocation, keys: &[String; 4], lease: Leas
     let mut state = state();
     state.next_id += 1;
     let id = state.next_id;
+    let due = Instant::now() + location.lease() / 3;
+    // The thread sleeps until the earliest renewal due: it needs waking
+    // only if this one comes sooner (or it idles with nothing to do).
+    let wake = state.entries.iter().all(|e| e.due > due);
     state.entries.push(Entry {
         id,
         location: location.clone(),
         keys: keys.clone(),
         lease,
         lost: Arc::clone(&lost),
-        due: Instant::now() + location.lease() / 3,
+        due,
     });
     if !state.running {
         state.running = true;
@@ -108,7 +116,9 @@ pub(crate) fn register(location: &RedisLocation, keys: &[String; 4], lease: Leas
         }
     }
     drop(state);
-    renewer().changed.notify_all();
+    if wake {
+        renewer().changed.notify_all();
+    }
     Registration { id, lost }
 }
 
@@ -117,8 +127,17 @@ fn run() {
     let mut state = state();
     loop {
         if state.entries.is_empty() {
-            state.running = false;
-            return;
+            // Lingers a little, so that a loop of lock and unlock does not
+            // start a thread each time; then ends.
+            state = renewer()
+                .changed
+                .wait_timeout_while(state, IDLE, |s| s.entries.is_empty())
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+            if state.entries.is_empty() {
+                state.running = false;
+                return;
+            }
         }
         let now = Instant::now();
         let next = state.entries.iter().map(|e| e.due).min().unwrap_or(now);

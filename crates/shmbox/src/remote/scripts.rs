@@ -145,7 +145,8 @@ return {'ok'}
 });
 
 /// Writes without a lock held: lock check, range write, generation bump and
-/// notification in one round trip. ARGV: offset, bytes, who.
+/// notification in one round trip. ARGV: offset, bytes, who, the writer's
+/// clock (ms since the epoch), as a local segment records it.
 pub(crate) static WRITE: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
@@ -156,7 +157,7 @@ if redis.call('GET', lease) then return {'busy', redis.call('PTTL', lease)} end
 if f[2] and f[2] ~= '' then take_over_dead() end
 redis.call('SETRANGE', data, tonumber(ARGV[1]), ARGV[2])
 local gen = redis.call('HINCRBY', meta, 'gen', 1)
-redis.call('HSET', meta, 'last_writer', ARGV[3], 'last_write_ms', now_ms())
+redis.call('HSET', meta, 'last_writer', ARGV[3], 'last_write_ms', ARGV[4])
 redis.call('PUBLISH', channel, gen)
 return {'ok', gen}
 "#,
