@@ -159,6 +159,8 @@ pub fn pingpong(
     let (my_cpu, child_cpu) = placement.cpus();
     let results = std::env::temp_dir().join(format!("{}.lat", crate::unique_name("notify")));
     let channel = crate::unique_name(mechanism.id());
+    // What iceoryx2 leaves behind is named after the channel.
+    let iox2_channel = channel.clone();
     let mut args: Vec<String> = vec![
         "pong".into(),
         mechanism.id().into(),
@@ -270,7 +272,11 @@ pub fn pingpong(
             use iceoryx2::prelude::*;
             // It warns, on stderr, that it runs without a config file.
             set_log_level(LogLevel::Error);
-            let node = NodeBuilder::new().create::<ipc::Service>().map_err(other)?;
+            let config = iox2_config(&channel)?;
+            let node = NodeBuilder::new()
+                .config(&config)
+                .create::<ipc::Service>()
+                .map_err(other)?;
             let ping_name = format!("shmbox-bench/{channel}/ping");
             let pong_name = format!("shmbox-bench/{channel}/pong");
             let ping = node
@@ -312,7 +318,43 @@ pub fn pingpong(
     };
     let read = outcome.and_then(|()| read_latencies(&results));
     let _ = std::fs::remove_file(&results);
+    if mechanism == Mechanism::Iceoryx2 {
+        iox2_cleanup(&iox2_channel);
+    }
     read
+}
+
+/// iceoryx2's settings for `channel`: its files get a prefix of the
+/// channel's own, under a directory of its own, so that the run can remove
+/// them all afterwards. (With the defaults it leaves
+/// `/dev/shm/iox2_…global_mgmt`, writable by every user, behind.)
+fn iox2_config(channel: &str) -> io::Result<iceoryx2::config::Config> {
+    use iceoryx2::prelude::{FileName, Path};
+    let mut config = iceoryx2::config::Config::default();
+    config.global.prefix = FileName::try_from(format!("{channel}_").as_str()).map_err(other)?;
+    let root = format!("{}/", iox2_root(channel).display());
+    config
+        .global
+        .set_root_path(&Path::try_from(root.as_str()).map_err(other)?);
+    Ok(config)
+}
+
+fn iox2_root(channel: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("{channel}-iox2"))
+}
+
+/// Removes what iceoryx2 made for `channel`: its shared memory and its
+/// directory.
+fn iox2_cleanup(channel: &str) {
+    let prefix = format!("{channel}_");
+    if let Ok(entries) = std::fs::read_dir("/dev/shm") {
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(iox2_root(channel));
 }
 
 /// Starts the child and waits until it says it is ready.
@@ -471,7 +513,11 @@ pub fn pong(args: &[String]) -> io::Result<()> {
             use iceoryx2::prelude::*;
             // It warns, on stderr, that it runs without a config file.
             set_log_level(LogLevel::Error);
-            let node = NodeBuilder::new().create::<ipc::Service>().map_err(other)?;
+            let config = iox2_config(channel)?;
+            let node = NodeBuilder::new()
+                .config(&config)
+                .create::<ipc::Service>()
+                .map_err(other)?;
             let ping_name = format!("shmbox-bench/{channel}/ping");
             let pong_name = format!("shmbox-bench/{channel}/pong");
             let ping = node
