@@ -1,6 +1,11 @@
 //! Scenario 4: 2 and 4 processes, each doing lock + write 64 B + unlock for
 //! a fixed time. Total throughput, the share of hand-offs (acquisitions
 //! that follow another process's), and the worst single wait.
+//!
+//! Two loops: [`Loop::Timed`] reads the clock before and after each lock
+//! (for the worst wait), [`Loop::Throughput`] reads no clock but once per
+//! 1024 operations. The clock reads change what is measured: a process
+//! holds the lock a little longer, and the others queue more.
 
 use std::io::{self, BufRead, BufReader};
 use std::path::PathBuf;
@@ -42,17 +47,46 @@ impl LockKind {
     }
 }
 
+/// How the contending processes loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loop {
+    /// The clock read before and after each lock: the worst wait is known.
+    Timed,
+    /// No clock read but once per 1024 operations: throughput only.
+    Throughput,
+}
+
+impl Loop {
+    pub const ALL: [Loop; 2] = [Loop::Timed, Loop::Throughput];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Loop::Timed => "clock read around each lock",
+            Loop::Throughput => "no clock reads",
+        }
+    }
+
+    fn id(self) -> &'static str {
+        match self {
+            Loop::Timed => "timed",
+            Loop::Throughput => "throughput",
+        }
+    }
+}
+
 /// What one run measured.
 #[derive(Debug, Clone)]
 pub struct Contention {
     pub lock: LockKind,
+    pub looping: Loop,
     pub processes: usize,
     pub seconds: f64,
     /// Acquisitions per process.
     pub ops: Vec<u64>,
     /// Acquisitions that followed another process's.
     pub handoffs: u64,
-    /// The longest any process waited for the lock, in ns.
+    /// The longest any process waited for the lock, in ns (0 without
+    /// clock reads).
     pub worst_wait_ns: u64,
 }
 
@@ -77,6 +111,7 @@ fn other(e: impl std::fmt::Display) -> io::Error {
 /// Runs `processes` children contending for `duration`.
 pub fn contend(
     lock: LockKind,
+    looping: Loop,
     processes: usize,
     duration: Duration,
     spawn: Spawn<'_>,
@@ -105,6 +140,7 @@ pub fn contend(
             let args: Vec<String> = vec![
                 "contend".into(),
                 lock.id().into(),
+                looping.id().into(),
                 channel.clone(),
                 index.to_string(),
                 start.to_string(),
@@ -167,6 +203,7 @@ pub fn contend(
 
     let mut result = Contention {
         lock,
+        looping,
         processes,
         seconds: duration.as_secs_f64(),
         ops: Vec::new(),
@@ -194,26 +231,20 @@ pub fn contend(
 /// kills it.
 const WATCHDOG_SLACK: Duration = Duration::from_secs(30);
 
-/// The child's side: `contend LOCK CHANNEL INDEX START_NS DURATION_NS`;
+/// The child's side: `contend LOCK LOOP CHANNEL INDEX START_NS DURATION_NS`;
 /// prints `OPS HANDOFFS WORST_WAIT_NS`.
 pub fn child(args: &[String]) -> io::Result<()> {
-    let [lock, channel, index, start, duration] = args else {
-        return Err(other(format!("contend takes 5 arguments, not {args:?}")));
+    let [lock, looping, channel, index, start, duration] = args else {
+        return Err(other(format!("contend takes 6 arguments, not {args:?}")));
     };
+    let timed = looping == "timed";
     let me: u32 = index.parse::<u32>().map_err(other)? + 1;
     let start: u64 = start.parse().map_err(other)?;
     let end = start + duration.parse::<u64>().map_err(other)?;
     let mut record = [0u8; 64];
     record[..4].copy_from_slice(&me.to_le_bytes());
 
-    let (mut ops, mut handoffs, mut worst) = (0u64, 0u64, 0u64);
-    let mut account = |previous: u32, asked: u64, got: u64| {
-        worst = worst.max(got - asked);
-        if previous != 0 && previous != me {
-            handoffs += 1;
-        }
-        ops += 1;
-    };
+    let mut tally = Tally::default();
     let wait_for_start = || {
         let now = now_ns();
         if start > now {
@@ -224,16 +255,29 @@ pub fn child(args: &[String]) -> io::Result<()> {
         "shmbox" => {
             let seg = Segment::open(channel).map_err(other)?;
             wait_for_start();
-            loop {
-                let asked = now_ns();
-                let mut guard = seg.lock().map_err(other)?;
-                let got = now_ns();
-                let previous: u32 = guard.read_pod(0).map_err(other)?;
-                guard.write(0, &record).map_err(other)?;
-                drop(guard);
-                account(previous, asked, got);
-                if got >= end {
-                    break;
+            if timed {
+                loop {
+                    let asked = now_ns();
+                    let mut guard = seg.lock().map_err(other)?;
+                    let got = now_ns();
+                    let previous: u32 = guard.read_pod(0).map_err(other)?;
+                    guard.write(0, &record).map_err(other)?;
+                    drop(guard);
+                    tally.add(me, previous, asked, got);
+                    if got >= end {
+                        break;
+                    }
+                }
+            } else {
+                loop {
+                    let mut guard = seg.lock().map_err(other)?;
+                    let previous: u32 = guard.read_pod(0).map_err(other)?;
+                    guard.write(0, &record).map_err(other)?;
+                    drop(guard);
+                    tally.add(me, previous, 0, 0);
+                    if tally.ops % 1024 == 0 && now_ns() >= end {
+                        break;
+                    }
                 }
             }
         }
@@ -245,13 +289,13 @@ pub fn child(args: &[String]) -> io::Result<()> {
             let data = map.u32_at(RobustMutex::SIZE);
             wait_for_start();
             loop {
-                let asked = now_ns();
+                let asked = if timed { now_ns() } else { 0 };
                 if pthread {
                     mutex.lock()
                 } else {
                     futex.lock()
                 }
-                let got = now_ns();
+                let got = if timed { now_ns() } else { 0 };
                 let previous = data.load(std::sync::atomic::Ordering::Relaxed);
                 crate::peers::write_64(&map, RobustMutex::SIZE, &record);
                 if pthread {
@@ -259,14 +303,39 @@ pub fn child(args: &[String]) -> io::Result<()> {
                 } else {
                     futex.unlock()
                 }
-                account(previous, asked, got);
-                if got >= end {
+                tally.add(me, previous, asked, got);
+                if if timed {
+                    got >= end
+                } else {
+                    tally.ops % 1024 == 0 && now_ns() >= end
+                } {
                     break;
                 }
             }
         }
         other_lock => return Err(other(format!("no lock {other_lock}"))),
     }
-    println!("{ops} {handoffs} {worst}");
+    println!("{} {} {}", tally.ops, tally.handoffs, tally.worst);
     Ok(())
+}
+
+/// A child's counts.
+#[derive(Default)]
+struct Tally {
+    ops: u64,
+    handoffs: u64,
+    worst: u64,
+}
+
+impl Tally {
+    /// One acquisition by `me`, which found `previous` as the last holder,
+    /// asked at `asked` and got the lock at `got` (ns; both 0 untimed).
+    #[inline]
+    fn add(&mut self, me: u32, previous: u32, asked: u64, got: u64) {
+        self.worst = self.worst.max(got - asked);
+        if previous != 0 && previous != me {
+            self.handoffs += 1;
+        }
+        self.ops += 1;
+    }
 }

@@ -38,7 +38,7 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-use crate::contention::{Contention, LockKind};
+use crate::contention::{Contention, LockKind, Loop};
 use crate::copy::{Copies, CopyKind, SIZES};
 use crate::footprint::Footprint;
 use crate::machine::Machine;
@@ -86,6 +86,9 @@ pub struct Config {
     pub output: PathBuf,
     /// The `shmbox` executable, for its peak memory (optional).
     pub shmbox_exe: Option<PathBuf>,
+    /// How many full rounds of every scenario; the report gives each
+    /// headline ratio's median over them.
+    pub rounds: usize,
 }
 
 /// Everything one run measured.
@@ -102,6 +105,8 @@ pub struct Results {
     pub latency: Vec<Latency>,
     pub contention: Vec<Contention>,
     pub footprint: Footprint,
+    /// The headline ratios of each full round (empty: just this one).
+    pub round_targets: Vec<Vec<report::Target>>,
 }
 
 /// One-way latencies of one mechanism, sorted.
@@ -133,8 +138,57 @@ fn io_err(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
 }
 
-/// Runs every scenario, showing progress, and writes the report.
+/// Runs every scenario in `config.rounds` full rounds, showing progress,
+/// and writes the report: tables of the medians over the rounds, and each
+/// headline ratio's median and spread.
 pub fn run(config: &Config, spawn: Spawn<'_>) -> io::Result<Results> {
+    let total = config.rounds.max(1);
+    let mut rounds = Vec::with_capacity(total);
+    for round in 1..=total {
+        if total > 1 {
+            eprintln!("round {round} of {total}");
+        }
+        rounds.push(run_round(config, spawn)?);
+    }
+    let results = merge(rounds);
+    report::write(&results, &config.output)?;
+    Ok(results)
+}
+
+/// One full round's results as one: each table cell the median over the
+/// rounds (latencies pooled; contention the run of median throughput), with
+/// every round's headline ratios kept for the report.
+fn merge(rounds: Vec<Results>) -> Results {
+    let round_targets: Vec<Vec<report::Target>> = rounds.iter().map(report::targets).collect();
+    let mut merged = rounds[0].clone();
+    let med = |f: &dyn Fn(&Results) -> f64| median(&rounds.iter().map(f).collect::<Vec<_>>());
+    for i in 0..merged.uncontended.len() {
+        merged.uncontended[i].1 = med(&|r| r.uncontended[i].1);
+    }
+    for i in 0..merged.copies.len() {
+        merged.copies[i].2 = med(&|r| r.copies[i].2);
+    }
+    for i in 0..merged.latency.len() {
+        let mut pooled: Vec<u64> = rounds
+            .iter()
+            .flat_map(|r| r.latency[i].sorted_ns.iter().copied())
+            .collect();
+        pooled.sort_unstable();
+        merged.latency[i].sorted_ns = pooled;
+    }
+    for i in 0..merged.contention.len() {
+        let mut runs: Vec<&Contention> = rounds.iter().map(|r| &r.contention[i]).collect();
+        runs.sort_by(|a, b| a.per_second().total_cmp(&b.per_second()));
+        merged.contention[i] = runs[runs.len() / 2].clone();
+    }
+    merged.footprint.open_close_ns = med(&|r| r.footprint.open_close_ns);
+    merged.footprint.raw_open_close_ns = med(&|r| r.footprint.raw_open_close_ns);
+    merged.round_targets = round_targets;
+    merged
+}
+
+/// Every scenario, once.
+fn run_round(config: &Config, spawn: Spawn<'_>) -> io::Result<Results> {
     let quick = config.quick;
     let progress = MultiProgress::new();
     let rounds = if quick { 3 } else { 21 };
@@ -258,13 +312,21 @@ pub fn run(config: &Config, spawn: Spawn<'_>) -> io::Result<Results> {
     } else {
         Duration::from_secs(3)
     };
-    let b = bar(&progress, (2 * LockKind::ALL.len()) as u64, "4 contention");
+    let b = bar(
+        &progress,
+        (2 * LockKind::ALL.len() * Loop::ALL.len()) as u64,
+        "4 contention",
+    );
     let mut contention = Vec::new();
-    for processes in [2, 4] {
-        for lock in LockKind::ALL {
-            b.set_message(format!("{} processes, {}", processes, lock.label()));
-            contention.push(contention::contend(lock, processes, duration, spawn)?);
-            b.inc(1);
+    for looping in Loop::ALL {
+        for processes in [2, 4] {
+            for lock in LockKind::ALL {
+                b.set_message(format!("{} processes, {}", processes, lock.label()));
+                contention.push(contention::contend(
+                    lock, looping, processes, duration, spawn,
+                )?);
+                b.inc(1);
+            }
         }
     }
     b.finish_with_message("done");
@@ -284,7 +346,7 @@ pub fn run(config: &Config, spawn: Spawn<'_>) -> io::Result<Results> {
         latency,
         contention,
         footprint,
+        round_targets: Vec::new(),
     };
-    report::write(&results, &config.output)?;
     Ok(results)
 }

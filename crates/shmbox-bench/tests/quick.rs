@@ -48,6 +48,7 @@ fn main() {
         quick: true,
         output: output.clone(),
         shmbox_exe: None,
+        rounds: 2,
     };
     let results = shmbox_bench::run(&config, &spawn).expect("the quick benchmark runs");
 
@@ -147,7 +148,10 @@ fn check_report(report: &str, results: &shmbox_bench::Results) {
     }
     assert!(results.uncontended.iter().all(|(_, ns)| *ns > 0.0));
     assert!(results.copies.iter().all(|(_, _, ns)| *ns > 0.0));
-    assert!(results.latency.iter().all(|l| l.sorted_ns.len() == 2_000));
+    // Two rounds of 2,000 each, pooled.
+    assert!(results.latency.iter().all(|l| l.sorted_ns.len() == 4_000));
+    assert_eq!(results.round_targets.len(), 2);
+    assert!(report.contains("in 2 rounds; a target is met when the median"));
     assert!(
         results
             .contention

@@ -230,6 +230,10 @@ pub enum Command {
         /// raw round trips, instead of the local scenarios.
         #[arg(long)]
         remote: bool,
+        /// Full rounds of every scenario; each target is judged by the
+        /// median of its ratio over them (--quick runs one).
+        #[arg(long, value_name = "N", default_value = "5", value_parser = clap::value_parser!(u32).range(1..=100))]
+        rounds: u32,
         /// Where to write the Markdown report; plots go in bench/ beside it
         /// (default docs/BENCHMARKS.md, or docs/BENCHMARKS-remote.md with
         /// --remote).

@@ -9,7 +9,12 @@ use super::Outcome;
 use crate::error::CliError;
 
 #[cfg(feature = "bench")]
-pub fn run(quick: bool, remote: bool, output: Option<std::path::PathBuf>) -> Outcome {
+pub fn run(
+    quick: bool,
+    remote: bool,
+    rounds: usize,
+    output: Option<std::path::PathBuf>,
+) -> Outcome {
     if remote {
         let output = output.unwrap_or_else(|| "docs/BENCHMARKS-remote.md".into());
         let results = shmbox_bench::remote::run(quick, &output)?;
@@ -33,6 +38,7 @@ pub fn run(quick: bool, remote: bool, output: Option<std::path::PathBuf>) -> Out
         quick,
         output: output.to_owned(),
         shmbox_exe: Some(exe.clone()),
+        rounds: if quick { 1 } else { rounds },
     };
     let results = shmbox_bench::run(&config, &spawn)?;
     crate::note!(
@@ -59,7 +65,12 @@ pub fn child(args: &[String]) -> Outcome {
 }
 
 #[cfg(not(feature = "bench"))]
-pub fn run(_quick: bool, _remote: bool, _output: Option<std::path::PathBuf>) -> Outcome {
+pub fn run(
+    _quick: bool,
+    _remote: bool,
+    _rounds: usize,
+    _output: Option<std::path::PathBuf>,
+) -> Outcome {
     Err(CliError::new(
         "this shmbox was built without benchmarks \
          (run `cargo run --release -p shmbox-cli --features bench -- bench`)",
@@ -69,7 +80,7 @@ pub fn run(_quick: bool, _remote: bool, _output: Option<std::path::PathBuf>) -> 
 
 #[cfg(not(feature = "bench"))]
 pub fn child(args: &[String]) -> Outcome {
-    run(false, false, None).map(|_| {
+    run(false, false, 0, None).map(|_| {
         let _ = args;
         ExitCode::FAILURE
     })

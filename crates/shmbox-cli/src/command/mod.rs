@@ -87,8 +87,9 @@ pub fn run(command: Command, at: &Location) -> Outcome {
         Command::Bench {
             quick,
             remote,
+            rounds,
             output,
-        } => bench::run(quick, remote, output),
+        } => bench::run(quick, remote, rounds as usize, output),
         Command::BenchChild { args } => bench::child(&args),
         Command::Demo { name, size } => match shmbox_tui::run_at(at, &name, size) {
             Ok(()) => Ok(ExitCode::SUCCESS),
