@@ -218,6 +218,17 @@ fn demo_peak_rss(exe: &Path) -> Option<u64> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    // Quit as a user would, so that the demo closes (and so removes) its
+    // segment; then make sure of both.
+    let _ = tmux(&["send-keys", "-t", "demo", "C-q"]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline && std::fs::metadata(format!("/dev/shm/shmbox.{name}")).is_ok()
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let _ = tmux(&["kill-server"]);
+    // A demo that could not close it leaves a segment nobody holds: looking
+    // at it removes it.
+    let _ = shmbox::info(&name);
     peak
 }
