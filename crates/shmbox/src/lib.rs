@@ -43,8 +43,9 @@
 //!
 //! # A guest in your process
 //!
-//! - **No processes, threads or signal handlers.** Opening a segment starts
-//!   nothing. Segments whose last holders died are reclaimed lazily, by the
+//! - **No processes, threads or signal handlers.** Opening a local segment
+//!   starts nothing. (A remote segment's leases are renewed by one thread,
+//!   which ends a few seconds after the last lease: see below.) Segments whose last holders died are reclaimed lazily, by the
 //!   next [`Segment::open`], [`Segment::create`], [`info`] or [`list`] on the
 //!   machine, or by [`reclaim`]. SIGBUS protection for files cut short under
 //!   a mapping is opt-in: [`install_sigbus_handler`].
@@ -77,6 +78,14 @@
 //!   See `docs/FORMAT.md`, section 10.
 //!
 //! Other platforms compile, and every call returns [`Error::Unsupported`].
+//!
+//! # Across machines
+//!
+//! With the `redis` feature, the same segments can live on a Redis server,
+//! named by a URL ([`Location`]): [`SegmentOptions::open_at`] and its
+//! siblings return an [`AnySegment`], local or remote, with the same
+//! clamped reads and writes, consistent reads, lock (a lease, with fencing)
+//! and change notification. `docs/REMOTE.md` states what that guarantees.
 #![cfg_attr(not(loom), warn(missing_docs))]
 // Under loom only the algorithms are built, for their model-checking tests.
 #![cfg_attr(loom, allow(dead_code))]
