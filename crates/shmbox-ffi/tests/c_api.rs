@@ -9,11 +9,32 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-/// Where cargo put this build's libraries: this test runs from `deps/`
-/// beside them.
+/// Where cargo puts this build's libraries: this test runs from `deps/`
+/// beside them. `cargo test` builds no cdylib or staticlib for a test, so
+/// the first call builds them (`cargo build -p shmbox-ffi`, same profile and
+/// target directory) if they are missing, as on a fresh machine.
 fn build_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().to_path_buf()
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().unwrap();
+            let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
+            if !dir.join("libshmbox.so").exists() || !dir.join("libshmbox.a").exists() {
+                let profile = dir.file_name().unwrap().to_str().unwrap().to_owned();
+                let mut cargo = Command::new(env!("CARGO"));
+                cargo
+                    .args(["build", "--quiet", "-p", "shmbox-ffi", "--lib"])
+                    .env("CARGO_TARGET_DIR", dir.parent().unwrap())
+                    .current_dir(crate_dir());
+                if profile != "debug" {
+                    cargo.args(["--profile", &profile]);
+                }
+                let status = cargo.status().expect("run cargo to build libshmbox");
+                assert!(status.success(), "building libshmbox failed");
+            }
+            dir
+        })
+        .clone()
 }
 
 fn crate_dir() -> PathBuf {
