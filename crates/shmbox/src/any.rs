@@ -7,7 +7,7 @@ use std::time::Duration;
 #[cfg(feature = "redis")]
 use crate::remote::{RemoteGuard, RemoteSegment};
 use crate::{
-    Error, Lifetime, Location, OwnerDied, Result, Segment, SegmentGuard, SegmentInfo, SegmentName,
+    Lifetime, Location, OwnerDied, Result, Segment, SegmentGuard, SegmentInfo, SegmentName,
     Snapshot,
 };
 
@@ -232,21 +232,21 @@ impl AnyGuard<'_> {
     /// # Errors
     ///
     /// As for [`write`](AnyGuard::write).
+    ///
+    /// ```
+    /// # use shmbox::{Location, SegmentOptions};
+    /// # let name = format!("doc-any-guard-read-{}", std::process::id());
+    /// let seg = SegmentOptions::new().open_or_create_at(&Location::Local, &name, 8)?;
+    /// seg.write(0, b"12345678")?;
+    /// let guard = seg.lock()?;
+    /// let mut buf = [0; 4];
+    /// assert_eq!(guard.read_into(6, &mut buf)?, 2); // clamped at the end
+    /// assert_eq!(&buf[..2], b"78");
+    /// assert!(matches!(guard.read_into(9, &mut buf), Err(shmbox::Error::OutOfRange { .. })));
+    /// # Ok::<(), shmbox::Error>(())
+    /// ```
     pub fn read_into(&self, offset: usize, buf: &mut [u8]) -> Result<usize> {
-        match self {
-            AnyGuard::Local(g) => {
-                let n = g.segment().size().saturating_sub(offset).min(buf.len());
-                if offset > g.segment().size() {
-                    return Err(Error::OutOfRange {
-                        offset,
-                        size: g.segment().size(),
-                    });
-                }
-                g.read_into(offset, &mut buf[..n])
-            }
-            #[cfg(feature = "redis")]
-            AnyGuard::Remote(g) => g.read_into(offset, buf),
-        }
+        each_guard!(self, g => g.read_into(offset, buf))
     }
 
     /// Releases the lock, committing what was written, and returns the
@@ -262,8 +262,8 @@ impl AnyGuard<'_> {
 }
 
 #[cfg(not(feature = "redis"))]
-fn no_redis() -> Error {
-    Error::Unsupported {
+fn no_redis() -> crate::Error {
+    crate::Error::Unsupported {
         what: "segments on a Redis server need shmbox built with its `redis` feature",
     }
 }

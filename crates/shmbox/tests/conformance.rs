@@ -9,8 +9,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Cleanup, Helper, Watchdog, unique_name, wait_until};
-use libtest_mimic::{Arguments, Failed, Trial};
+use common::{Cleanup, Helper, unique_name, wait_until};
+use libtest_mimic::Arguments;
 use shmbox::{Error, Lifetime, LockState, Segment, SegmentOptions};
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -58,22 +58,7 @@ fn main() {
         #[cfg(windows)]
         a_header_left_without_its_data_is_started_again,
     ];
-    let trials = tests
-        .iter()
-        .map(|&(name, test)| {
-            Trial::test(name, move || {
-                let _watchdog = Watchdog::new(name, Duration::from_secs(120));
-                std::panic::catch_unwind(test).map_err(|e| {
-                    let msg = e
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_default();
-                    Failed::from(msg)
-                })
-            })
-        })
-        .collect();
+    let trials = common::trials(tests, Duration::from_secs(120));
     libtest_mimic::run(&args, trials).exit();
 }
 

@@ -26,8 +26,8 @@ mod linux {
 
     use std::time::{Duration, Instant};
 
-    use crate::common::{Cleanup, Helper, Watchdog, segment_path, unique_name, wait_until};
-    use libtest_mimic::{Arguments, Failed, Trial};
+    use crate::common::{Cleanup, Helper, segment_path, unique_name, wait_until};
+    use libtest_mimic::Arguments;
     use shmbox::{Error, Lifetime, LockState, Segment, SegmentOptions};
 
     const SECOND: Duration = Duration::from_secs(1);
@@ -78,22 +78,7 @@ mod linux {
             segment_of_root_is_permission_denied_to_another_user,
             info_and_list_describe_segments,
         ];
-        let trials = tests
-            .iter()
-            .map(|&(name, test)| {
-                Trial::test(name, move || {
-                    let _watchdog = Watchdog::new(name, Duration::from_secs(120));
-                    std::panic::catch_unwind(test).map_err(|e| {
-                        let msg = e
-                            .downcast_ref::<String>()
-                            .cloned()
-                            .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                            .unwrap_or_default();
-                        Failed::from(msg)
-                    })
-                })
-            })
-            .collect();
+        let trials = common::trials(tests, Duration::from_secs(120));
         libtest_mimic::run(&args, trials).exit();
     }
 

@@ -28,7 +28,7 @@ mod linux {
     use std::sync::{Mutex, OnceLock};
     use std::time::{Duration, Instant};
 
-    use libtest_mimic::{Arguments, Failed, Trial};
+    use libtest_mimic::Arguments;
     use shmbox::{
         AnySegment, Error, Lifetime, Location, LockState, RedisLocation, SegmentOptions, info_at,
         list_at, remove_at,
@@ -36,7 +36,7 @@ mod linux {
 
     use shmbox_testkit::RedisServer as Server;
 
-    use crate::common::{self, Helper, Watchdog, unique_name, wait_until};
+    use crate::common::{self, Helper, unique_name, wait_until};
 
     const SECOND: Duration = Duration::from_secs(1);
 
@@ -149,22 +149,7 @@ mod linux {
         let server = server(&[]);
         SHARED_URL.set(server.url()).unwrap();
         *SHARED.lock().unwrap() = Some(server);
-        let trials = tests
-            .iter()
-            .map(|&(name, test)| {
-                Trial::test(name, move || {
-                    let _watchdog = Watchdog::new(name, Duration::from_secs(120));
-                    std::panic::catch_unwind(test).map_err(|e| {
-                        Failed::from(
-                            e.downcast_ref::<String>()
-                                .cloned()
-                                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                                .unwrap_or_default(),
-                        )
-                    })
-                })
-            })
-            .collect();
+        let trials = common::trials(tests, Duration::from_secs(120));
         let conclusion = libtest_mimic::run(&args, trials);
         drop(SHARED.lock().unwrap().take());
         conclusion.exit();

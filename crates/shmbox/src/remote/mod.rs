@@ -97,6 +97,37 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// The keys of the segment `name` (see `scripts.rs`), in the order the
+/// scripts take them.
+fn keys_of(name: &SegmentName) -> [String; 4] {
+    ["meta", "data", "lease", "handles"].map(|part| format!("shmbox:{{{}}}:{part}", name.as_str()))
+}
+
+/// Runs `script` on `keys` with `args`, over `link`.
+fn invoke(
+    link: &Link,
+    name: &SegmentName,
+    keys: &[String; 4],
+    operation: &'static str,
+    script: &redis::Script,
+    args: &[Arg<'_>],
+) -> Result<Reply> {
+    let value = link.run(name.as_str(), operation, |c| {
+        let mut call = script.prepare_invoke();
+        for key in keys {
+            call.key(key.as_str());
+        }
+        for arg in args {
+            match arg {
+                Arg::Bytes(bytes) => call.arg(*bytes),
+                Arg::Number(n) => call.arg(*n),
+            };
+        }
+        call.invoke::<Value>(c)
+    })?;
+    Ok(Reply::new(value))
+}
+
 /// Splits `host pid` as recorded.
 fn host_and_pid(recorded: &str) -> (Option<String>, Option<u32>) {
     match recorded.rsplit_once(' ') {
@@ -130,31 +161,33 @@ impl RemoteSegment {
                 });
             }
         }
-        let keys = ["meta", "data", "lease", "handles"]
-            .map(|part| format!("shmbox:{{{}}}:{part}", name.as_str()));
+        let keys = keys_of(&name);
         let link = Link::new(location)?;
         let who = format!("{} {}", hostname(), std::process::id());
         let handle_id = new_handle_id(&who);
         let lease_ms = location.lease().as_millis() as u64;
-        let reply = link.run(name.as_str(), "opening", |c| {
-            let mut call = scripts::OPEN.prepare_invoke();
-            for key in &keys {
-                call.key(key.as_str());
-            }
-            call.arg(scripts::REMOTE_FORMAT)
-                .arg(size)
-                .arg(lifetime.to_string())
-                .arg(who.as_str())
-                .arg(handle_id.as_str())
-                .arg(lease_ms)
-                .arg(match mode {
-                    Mode::Open => "open",
-                    Mode::Create => "create",
-                    Mode::OpenOrCreate => "open_or_create",
-                });
-            call.invoke::<Value>(c)
-        })?;
-        let reply = Reply::new(reply);
+        let lifetime_name = lifetime.to_string();
+        let mode_name = match mode {
+            Mode::Open => "open",
+            Mode::Create => "create",
+            Mode::OpenOrCreate => "open_or_create",
+        };
+        let reply = invoke(
+            &link,
+            &name,
+            &keys,
+            "opening",
+            &scripts::OPEN,
+            &[
+                scripts::REMOTE_FORMAT.into(),
+                size.into(),
+                lifetime_name.as_str().into(),
+                who.as_str().into(),
+                handle_id.as_str().into(),
+                lease_ms.into(),
+                mode_name.into(),
+            ],
+        )?;
         let (found_size, found_life) = match reply.status() {
             "created" | "opened" => (reply.int(1) as usize, reply.text(2)),
             other => return Err(status_error(&name, location, other, &reply)),
@@ -250,20 +283,7 @@ impl RemoteSegment {
         args: &[Arg<'_>],
     ) -> Result<Reply> {
         self.usable()?;
-        let value = self.link.run(self.name.as_str(), operation, |c| {
-            let mut call = script.prepare_invoke();
-            for key in &self.keys {
-                call.key(key.as_str());
-            }
-            for arg in args {
-                match arg {
-                    Arg::Bytes(bytes) => call.arg(*bytes),
-                    Arg::Number(n) => call.arg(*n),
-                };
-            }
-            call.invoke::<Value>(c)
-        })?;
-        Ok(Reply::new(value))
+        invoke(&self.link, &self.name, &self.keys, operation, script, args)
     }
 
     fn error(&self, reply: &Reply) -> Error {
@@ -682,17 +702,14 @@ fn status_error(
 /// The segment `name`'s info, or `None` if it is not there (or was dead,
 /// and is now removed).
 fn info_of(link: &Link, name: &SegmentName) -> Result<Option<SegmentInfo>> {
-    let keys = ["meta", "data", "lease", "handles"]
-        .map(|part| format!("shmbox:{{{}}}:{part}", name.as_str()));
-    let value = link.run(name.as_str(), "describing", |c| {
-        let mut call = scripts::INFO.prepare_invoke();
-        for key in &keys {
-            call.key(key.as_str());
-        }
-        call.arg(scripts::REMOTE_FORMAT);
-        call.invoke::<Value>(c)
-    })?;
-    let reply = Reply::new(value);
+    let reply = invoke(
+        link,
+        name,
+        &keys_of(name),
+        "describing",
+        &scripts::INFO,
+        &[scripts::REMOTE_FORMAT.into()],
+    )?;
     match reply.status() {
         "ok" => {}
         "notfound" => return Ok(None),
@@ -807,16 +824,14 @@ pub(crate) fn list(location: &RedisLocation) -> Result<Vec<SegmentInfo>> {
 pub(crate) fn remove(location: &RedisLocation, name: &str) -> Result<()> {
     let name = SegmentName::new(name)?;
     let link = Link::new(location)?;
-    let keys = ["meta", "data", "lease", "handles"]
-        .map(|part| format!("shmbox:{{{}}}:{part}", name.as_str()));
-    let value = link.run(name.as_str(), "removing", |c| {
-        let mut call = scripts::REMOVE.prepare_invoke();
-        for key in &keys {
-            call.key(key.as_str());
-        }
-        call.invoke::<Value>(c)
-    })?;
-    let reply = Reply::new(value);
+    let reply = invoke(
+        &link,
+        &name,
+        &keys_of(&name),
+        "removing",
+        &scripts::REMOVE,
+        &[],
+    )?;
     match reply.status() {
         "ok" => Ok(()),
         other => Err(status_error(&name, location, other, &reply)),

@@ -244,3 +244,24 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
 }
+
+/// The tests as libtest-mimic trials, each under a [`Watchdog`] of
+/// `limit`, a panic failing it with the panic's message.
+pub fn trials(tests: &[(&'static str, fn())], limit: Duration) -> Vec<libtest_mimic::Trial> {
+    tests
+        .iter()
+        .map(|&(name, test)| {
+            libtest_mimic::Trial::test(name, move || {
+                let _watchdog = Watchdog::new(name, limit);
+                std::panic::catch_unwind(test).map_err(|e| {
+                    libtest_mimic::Failed::from(
+                        e.downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                            .unwrap_or_default(),
+                    )
+                })
+            })
+        })
+        .collect()
+}
