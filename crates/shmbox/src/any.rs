@@ -101,7 +101,7 @@ impl AnySegment {
     ///
     /// # Errors
     ///
-    /// [`Error::Remote`] for a server that cannot be reached.
+    /// [`Error::Remote`](crate::Error::Remote) for a server that cannot be reached.
     pub fn generation(&self) -> Result<u64> {
         match self {
             AnySegment::Local(s) => Ok(s.generation()),
@@ -114,7 +114,7 @@ impl AnySegment {
     ///
     /// # Errors
     ///
-    /// As for [`Segment::write`], and [`Error::Remote`].
+    /// As for [`Segment::write`], and [`Error::Remote`](crate::Error::Remote).
     pub fn write(&self, offset: usize, data: &[u8]) -> Result<usize> {
         each!(self, s => s.write(offset, data))
     }
@@ -123,7 +123,7 @@ impl AnySegment {
     ///
     /// # Errors
     ///
-    /// As for [`Segment::read`], and [`Error::Remote`].
+    /// As for [`Segment::read`], and [`Error::Remote`](crate::Error::Remote).
     pub fn read(&self, offset: usize, len: usize) -> Result<Vec<u8>> {
         each!(self, s => s.read(offset, len))
     }
@@ -132,7 +132,7 @@ impl AnySegment {
     ///
     /// # Errors
     ///
-    /// As for [`Segment::read_consistent`], and [`Error::Remote`].
+    /// As for [`Segment::read_consistent`], and [`Error::Remote`](crate::Error::Remote).
     pub fn read_consistent(&self, offset: usize, len: usize) -> Result<Snapshot> {
         each!(self, s => s.read_consistent(offset, len))
     }
@@ -141,7 +141,7 @@ impl AnySegment {
     ///
     /// # Errors
     ///
-    /// As for [`Segment::lock`], and [`Error::Remote`].
+    /// As for [`Segment::lock`], and [`Error::Remote`](crate::Error::Remote).
     pub fn lock(&self) -> Result<AnyGuard<'_>> {
         self.lock_timeout(self.timeout())
     }
@@ -150,7 +150,7 @@ impl AnySegment {
     ///
     /// # Errors
     ///
-    /// As for [`Segment::lock_timeout`], and [`Error::Remote`].
+    /// As for [`Segment::lock_timeout`], and [`Error::Remote`](crate::Error::Remote).
     pub fn lock_timeout(&self, timeout: Duration) -> Result<AnyGuard<'_>> {
         match self {
             AnySegment::Local(s) => s.lock_timeout(timeout).map(AnyGuard::Local),
@@ -163,7 +163,7 @@ impl AnySegment {
     ///
     /// # Errors
     ///
-    /// As for [`Segment::try_lock`], and [`Error::Remote`].
+    /// As for [`Segment::try_lock`], and [`Error::Remote`](crate::Error::Remote).
     pub fn try_lock(&self) -> Result<Option<AnyGuard<'_>>> {
         match self {
             AnySegment::Local(s) => s.try_lock().map(|g| g.map(AnyGuard::Local)),
@@ -177,7 +177,7 @@ impl AnySegment {
     ///
     /// # Errors
     ///
-    /// As for [`Segment::wait_for_change`], and [`Error::Remote`].
+    /// As for [`Segment::wait_for_change`], and [`Error::Remote`](crate::Error::Remote).
     pub fn wait_for_change(&self, since: u64, timeout: Duration) -> Result<u64> {
         each!(self, s => s.wait_for_change(since, timeout))
     }
@@ -186,7 +186,7 @@ impl AnySegment {
     ///
     /// # Errors
     ///
-    /// As for [`Segment::info`], and [`Error::Remote`].
+    /// As for [`Segment::info`], and [`Error::Remote`](crate::Error::Remote).
     pub fn info(&self) -> Result<SegmentInfo> {
         each!(self, s => s.info())
     }
@@ -221,8 +221,8 @@ impl AnyGuard<'_> {
     ///
     /// # Errors
     ///
-    /// [`Error::OutOfRange`], and for a remote segment
-    /// [`Error::LeaseLost`] or [`Error::Remote`].
+    /// [`Error::OutOfRange`](crate::Error::OutOfRange), and for a remote segment
+    /// [`Error::LeaseLost`](crate::Error::LeaseLost) or [`Error::Remote`](crate::Error::Remote).
     pub fn write(&mut self, offset: usize, data: &[u8]) -> Result<usize> {
         each_guard!(self, g => g.write(offset, data))
     }
@@ -255,7 +255,7 @@ impl AnyGuard<'_> {
     /// # Errors
     ///
     /// As for [`SegmentGuard::unlock`], and for a remote segment
-    /// [`Error::LeaseLost`] (nothing landed) or [`Error::Remote`].
+    /// [`Error::LeaseLost`](crate::Error::LeaseLost) (nothing landed) or [`Error::Remote`](crate::Error::Remote).
     pub fn unlock(self) -> Result<u64> {
         each_guard!(self, g => g.unlock())
     }
@@ -272,7 +272,7 @@ fn no_redis() -> crate::Error {
 ///
 /// # Errors
 ///
-/// As for [`info`](crate::info), and [`Error::Remote`].
+/// As for [`info`](crate::info), and [`Error::Remote`](crate::Error::Remote).
 pub fn info_at(location: &Location, name: &str) -> Result<SegmentInfo> {
     match location {
         Location::Local => crate::info(name),
@@ -287,7 +287,7 @@ pub fn info_at(location: &Location, name: &str) -> Result<SegmentInfo> {
 ///
 /// # Errors
 ///
-/// As for [`list`](crate::list), and [`Error::Remote`].
+/// As for [`list`](crate::list), and [`Error::Remote`](crate::Error::Remote).
 pub fn list_at(location: &Location) -> Result<Vec<SegmentInfo>> {
     match location {
         Location::Local => crate::list(),
@@ -302,7 +302,7 @@ pub fn list_at(location: &Location) -> Result<Vec<SegmentInfo>> {
 ///
 /// # Errors
 ///
-/// As for [`remove`](crate::remove), and [`Error::Remote`].
+/// As for [`remove`](crate::remove), and [`Error::Remote`](crate::Error::Remote).
 pub fn remove_at(location: &Location, name: &str) -> Result<()> {
     match location {
         Location::Local => crate::remove(name),
@@ -366,7 +366,7 @@ impl crate::SegmentOptions {
     /// # Errors
     ///
     /// As for [`open`](crate::SegmentOptions::open), and
-    /// [`Error::Remote`].
+    /// [`Error::Remote`](crate::Error::Remote).
     pub fn open_at(&self, location: &Location, name: &str) -> Result<AnySegment> {
         self.at(location, name, 0, OpenMode::Open)
     }
@@ -376,7 +376,7 @@ impl crate::SegmentOptions {
     /// # Errors
     ///
     /// As for [`create`](crate::SegmentOptions::create), and
-    /// [`Error::Remote`].
+    /// [`Error::Remote`](crate::Error::Remote).
     pub fn create_at(&self, location: &Location, name: &str, size: usize) -> Result<AnySegment> {
         self.at(location, name, size, OpenMode::Create)
     }
@@ -387,7 +387,7 @@ impl crate::SegmentOptions {
     /// # Errors
     ///
     /// As for [`open_or_create`](crate::SegmentOptions::open_or_create), and
-    /// [`Error::Remote`].
+    /// [`Error::Remote`](crate::Error::Remote).
     pub fn open_or_create_at(
         &self,
         location: &Location,
