@@ -15,7 +15,10 @@ fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(9);
     let mut copier = Copies::new().expect("a segment for the copies");
-    println!("{:>8} {:>12} {:>12}", "size", "read/memcpy", "write/memcpy");
+    println!(
+        "{:>8} {:>12} {:>12}   ns: {:>9} {:>9} {:>9} {:>9}",
+        "size", "read/memcpy", "write/memcpy", "memcpy-r", "read", "memcpy-w", "write"
+    );
     for size in SIZES {
         let target = Duration::from_millis(if size >= 1 << 20 { 40 } else { 10 });
         let counts: Vec<u64> = CopyKind::ALL
@@ -33,9 +36,13 @@ fn main() {
             median(&samples[i])
         };
         println!(
-            "{size:>8} {:>12.2} {:>12.2}",
+            "{size:>8} {:>12.2} {:>12.2}       {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
             ns(CopyKind::MemcpyRead) / ns(CopyKind::ShmboxRead),
-            ns(CopyKind::MemcpyWrite) / ns(CopyKind::ShmboxWrite)
+            ns(CopyKind::MemcpyWrite) / ns(CopyKind::ShmboxWrite),
+            ns(CopyKind::MemcpyRead),
+            ns(CopyKind::ShmboxRead),
+            ns(CopyKind::MemcpyWrite),
+            ns(CopyKind::ShmboxWrite),
         );
     }
 }

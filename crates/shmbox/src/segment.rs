@@ -420,18 +420,46 @@ impl Segment {
     /// assert_eq!(seg.read(6, 2)?, b"he");
     /// # Ok::<(), shmbox::Error>(())
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn write(&self, offset: usize, data: &[u8]) -> Result<usize> {
+        // The common case is in line in the caller: a handle of this
+        // process, a range inside the segment, a free lock, nobody to wake.
+        // Everything else, including every error, is `write_slow`.
+        let size = self.size();
+        if offset < size && !data.is_empty() && !self.mapping.forked() {
+            // The clock is read before the lock is taken: its cost then
+            // overlaps with the lock's atomic instruction.
+            let now = sys::now_unix_s();
+            if self.mapping.lock_fast() {
+                let n = data.len().min(size - offset);
+                let h = self.header();
+                store_if_changed(&h.lock_owner_pid, self.pid);
+                let odd = seqlock::begin_write(&h.seq, h.seq.load(Ordering::Relaxed));
+                // SAFETY: `offset + n <= size`, the data region's length, and
+                // the lock keeps other writers out.
+                unsafe { copy_to_shared(self.mapping.data_ptr().add(offset), &data[..n]) };
+                self.commit(odd, now);
+                if !self.mapping.unlock_fast() {
+                    self.unlock_after_write()?;
+                }
+                self.intact()?;
+                return Ok(n);
+            }
+        }
+        self.write_slow(offset, data)
+    }
+
+    /// `write` when the lock is held, the range is empty or outside the
+    /// segment, or the handle was inherited through `fork`.
+    #[inline(never)]
+    fn write_slow(&self, offset: usize, data: &[u8]) -> Result<usize> {
         self.usable()?;
         let n = self.clamp(offset, data.len())?;
         if n == 0 {
             return Ok(0);
         }
-        // The clock is read before the lock is taken: its cost then overlaps
-        // with the lock's atomic instruction instead of adding to it.
         let now = sys::now_unix_s();
         match self.acquire(self.timeout)? {
-            // The common case, open-coded: no guard to build and drop.
             Acquired::Clean => {
                 let h = self.header();
                 store_if_changed(&h.lock_owner_pid, self.pid);
@@ -449,6 +477,16 @@ impl Segment {
         }
         self.intact()?;
         Ok(n)
+    }
+
+    /// The rest of `unlock` after a committed write, out of line.
+    #[cold]
+    #[inline(never)]
+    fn unlock_after_write(&self) -> Result<()> {
+        match self.unlock_slow(true) {
+            Unlocked::NotOwner => Err(self.lost_lock()),
+            _ => Ok(()),
+        }
     }
 
     /// Reads up to `len` bytes from `offset` under the lock; fewer if the
@@ -587,6 +625,36 @@ impl Segment {
     /// ```
     #[inline]
     pub fn read_consistent_into_timeout(
+        &self,
+        offset: usize,
+        buf: &mut [u8],
+        timeout: Duration,
+    ) -> Result<Copied> {
+        // The common case is in line in the caller: a handle of this
+        // process, an offset inside the segment, no writer in the way.
+        // Everything else, including every error, starts over out of line.
+        let size = self.size();
+        if offset <= size && !self.mapping.forked() {
+            let n = buf.len().min(size - offset);
+            let dst = &mut buf[..n];
+            // SAFETY: `offset <= size`, so this is within the mapping.
+            let src = unsafe { self.mapping.data_ptr().add(offset) };
+            // SAFETY: `src..src + n` lies in the data region, as
+            // `n <= size - offset`, and `self` keeps the mapping alive.
+            let copy = || unsafe { copy_from_shared(src, dst) };
+            if let Some(generation) = seqlock::try_read(&self.header().seq, copy) {
+                if !self.mapping.is_cut() {
+                    return Ok(Copied { len: n, generation });
+                }
+            }
+        }
+        self.read_consistent_slow(offset, buf, timeout)
+    }
+
+    /// `read_consistent_into_timeout` when its fast path failed: an error,
+    /// or a writer in the way.
+    #[inline(never)]
+    fn read_consistent_slow(
         &self,
         offset: usize,
         buf: &mut [u8],

@@ -80,15 +80,26 @@ pub(crate) fn read(
     parker: &impl Parker,
     mut copy: impl FnMut(),
 ) -> Result<u64, ReadFailure> {
+    if let Some(generation) = try_read(seq, &mut copy) {
+        return Ok(generation);
+    }
+    read_contended(seq, lock_word, notify_word, me, timeout, parker, &mut copy)
+}
+
+/// One attempt of [`read`], for a caller's fast path: the generation if
+/// `copy` ran entirely between two equal, even sequence values, else `None`
+/// (a writer got in the way; use `read`).
+#[inline(always)]
+pub(crate) fn try_read(seq: &AtomicU64, copy: impl FnOnce()) -> Option<u64> {
     let s1 = seq.load(Ordering::Acquire);
     if s1 & 1 == 0 {
         copy();
         fence(Ordering::Acquire);
         if seq.load(Ordering::Relaxed) == s1 {
-            return Ok(s1 >> 1);
+            return Some(s1 >> 1);
         }
     }
-    read_contended(seq, lock_word, notify_word, me, timeout, parker, &mut copy)
+    None
 }
 
 /// `read` once a writer got in the way: spins, yields, then sleeps until

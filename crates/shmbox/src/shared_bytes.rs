@@ -80,6 +80,11 @@ const REP_MOVSB_FROM: usize = 2048;
 /// Copies `len` bytes between non-overlapping ranges, either of which may be
 /// shared memory that others access concurrently.
 ///
+/// Short copies take a fixed number of moves, whatever their length: the
+/// first and the last 4, 8, 16 or 32 bytes, overlapping in the middle (bytes
+/// there are written twice, with the same value). This is how C libraries
+/// copy short buffers; a loop with a tail costs more branches than the copy.
+///
 /// # Safety
 ///
 /// Both ranges are valid for `len` bytes (reads at `src`, writes at `dst`)
@@ -88,10 +93,133 @@ const REP_MOVSB_FROM: usize = 2048;
 #[inline]
 unsafe fn copy(dst: *mut u8, src: *const u8, len: usize) {
     use std::arch::asm;
+    if len > 64 {
+        // SAFETY: the caller's contract, with `len > 64`.
+        unsafe { copy_long(dst, src, len) };
+        return;
+    }
+    // In each block below, every move reads `src + k..src + k + w` and
+    // writes `dst + k..dst + k + w` with `k + w <= len`.
+    if len >= 32 {
+        // SAFETY: every move stays within the caller's ranges: `len` is at
+        // least each move's width.
+        unsafe {
+            asm!(
+                "movdqu {a}, [{s}]",
+                "movdqu {b}, [{s} + 16]",
+                "movdqu {c}, [{se} - 32]",
+                "movdqu {e}, [{se} - 16]",
+                "movdqu [{d}], {a}",
+                "movdqu [{d} + 16], {b}",
+                "movdqu [{de} - 32], {c}",
+                "movdqu [{de} - 16], {e}",
+                s = in(reg) src,
+                d = in(reg) dst,
+                se = in(reg) src.add(len),
+                de = in(reg) dst.add(len),
+                a = out(xmm_reg) _,
+                b = out(xmm_reg) _,
+                c = out(xmm_reg) _,
+                e = out(xmm_reg) _,
+                options(nostack, preserves_flags)
+            );
+        }
+    } else if len >= 16 {
+        // SAFETY: every move stays within the caller's ranges: `len` is at
+        // least each move's width.
+        unsafe {
+            asm!(
+                "movdqu {a}, [{s}]",
+                "movdqu {b}, [{se} - 16]",
+                "movdqu [{d}], {a}",
+                "movdqu [{de} - 16], {b}",
+                s = in(reg) src,
+                d = in(reg) dst,
+                se = in(reg) src.add(len),
+                de = in(reg) dst.add(len),
+                a = out(xmm_reg) _,
+                b = out(xmm_reg) _,
+                options(nostack, preserves_flags)
+            );
+        }
+    } else if len >= 8 {
+        // SAFETY: every move stays within the caller's ranges: `len` is at
+        // least each move's width.
+        unsafe {
+            asm!(
+                "mov {a}, qword ptr [{s}]",
+                "mov {b}, qword ptr [{se} - 8]",
+                "mov qword ptr [{d}], {a}",
+                "mov qword ptr [{de} - 8], {b}",
+                s = in(reg) src,
+                d = in(reg) dst,
+                se = in(reg) src.add(len),
+                de = in(reg) dst.add(len),
+                a = out(reg) _,
+                b = out(reg) _,
+                options(nostack, preserves_flags)
+            );
+        }
+    } else if len >= 4 {
+        // SAFETY: every move stays within the caller's ranges: `len` is at
+        // least each move's width.
+        unsafe {
+            asm!(
+                "mov {a:e}, dword ptr [{s}]",
+                "mov {b:e}, dword ptr [{se} - 4]",
+                "mov dword ptr [{d}], {a:e}",
+                "mov dword ptr [{de} - 4], {b:e}",
+                s = in(reg) src,
+                d = in(reg) dst,
+                se = in(reg) src.add(len),
+                de = in(reg) dst.add(len),
+                a = out(reg) _,
+                b = out(reg) _,
+                options(nostack, preserves_flags)
+            );
+        }
+    } else if len > 0 {
+        // 1 to 3 bytes: the first, the middle and the last.
+        // SAFETY: every move stays within the caller's ranges: `len` is at
+        // least each move's width.
+        unsafe {
+            asm!(
+                "mov {a}, byte ptr [{s}]",
+                "mov {b}, byte ptr [{s} + {half}]",
+                "mov {c}, byte ptr [{se} - 1]",
+                "mov byte ptr [{d}], {a}",
+                "mov byte ptr [{d} + {half}], {b}",
+                "mov byte ptr [{de} - 1], {c}",
+                s = in(reg) src,
+                d = in(reg) dst,
+                half = in(reg) len / 2,
+                se = in(reg) src.add(len),
+                de = in(reg) dst.add(len),
+                a = out(reg_byte) _,
+                b = out(reg_byte) _,
+                c = out(reg_byte) _,
+                options(nostack, preserves_flags)
+            );
+        }
+    }
+}
+
+/// [`copy`] of more than 64 bytes: `rep movsb` from [`REP_MOVSB_FROM`],
+/// 32-byte moves if the CPU has them, else rounds of 64 bytes and then the
+/// last 64 bytes again, overlapping the rounds.
+///
+/// # Safety
+///
+/// As for [`copy`], with `len > 64`.
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+#[inline(never)]
+unsafe fn copy_long(dst: *mut u8, src: *const u8, len: usize) {
+    use std::arch::asm;
+    debug_assert!(len > 64);
     if len >= REP_MOVSB_FROM {
-        // SAFETY: `rep movsb` copies `rcx` bytes from `[rsi]` to `[rdi]`,
-        // forwards (the direction flag is clear, as the ABI requires), within
-        // the two ranges the caller vouches for.
+        // SAFETY: `rep movsb` copies `rcx` bytes from `rsi` to `rdi`, which
+        // the caller vouches for; the direction flag is clear, as the ABI
+        // requires at every call.
         unsafe {
             asm!(
                 "rep movsb",
@@ -104,87 +232,46 @@ unsafe fn copy(dst: *mut u8, src: *const u8, len: usize) {
         return;
     }
     if len >= 128 && std::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2 (checked just above; std caches the
-        // answer), and the caller's contract is `copy_avx2`'s.
+        // SAFETY: the CPU has AVX2, and `len >= 128`.
         unsafe { copy_avx2(dst, src, len) };
         return;
     }
-    // 64 bytes per round in one asm loop: four loads, then four stores.
-    // Separate asm blocks per 16 bytes run at a sixth of memcpy's speed at
-    // 1 KiB; this loop runs at about two thirds of it.
-    let blocks = len / 64;
-    if blocks > 0 {
-        // SAFETY: the loop copies `blocks * 64 <= len` bytes, forwards, inside
-        // both ranges; `movdqu` has no alignment requirement.
-        unsafe {
-            asm!(
-                "2:",
-                "movdqu {a}, [{s}]",
-                "movdqu {b}, [{s} + 16]",
-                "movdqu {c}, [{s} + 32]",
-                "movdqu {e}, [{s} + 48]",
-                "movdqu [{d}], {a}",
-                "movdqu [{d} + 16], {b}",
-                "movdqu [{d} + 32], {c}",
-                "movdqu [{d} + 48], {e}",
-                "add {s}, 64",
-                "add {d}, 64",
-                "dec {n}",
-                "jnz 2b",
-                s = inout(reg) src => _,
-                d = inout(reg) dst => _,
-                n = inout(reg) blocks => _,
-                a = out(xmm_reg) _,
-                b = out(xmm_reg) _,
-                c = out(xmm_reg) _,
-                e = out(xmm_reg) _,
-                options(nostack)
-            );
-        }
-    }
-    let mut i = blocks * 64;
-    while i + 16 <= len {
-        // SAFETY: 16 bytes at offset `i` lie inside both ranges.
-        unsafe {
-            asm!(
-                "movdqu {x}, [{s}]",
-                "movdqu [{d}], {x}",
-                s = in(reg) src.add(i),
-                d = in(reg) dst.add(i),
-                x = out(xmm_reg) _,
-                options(nostack, preserves_flags)
-            );
-        }
-        i += 16;
-    }
-    if i + 8 <= len {
-        // SAFETY: 8 bytes at offset `i` lie inside both ranges; x86 allows
-        // unaligned `mov`.
-        unsafe {
-            asm!(
-                "mov {w}, qword ptr [{s}]",
-                "mov qword ptr [{d}], {w}",
-                s = in(reg) src.add(i),
-                d = in(reg) dst.add(i),
-                w = out(reg) _,
-                options(nostack, preserves_flags)
-            );
-        }
-        i += 8;
-    }
-    while i < len {
-        // SAFETY: one byte inside both ranges.
-        unsafe {
-            asm!(
-                "mov {b}, byte ptr [{s}]",
-                "mov byte ptr [{d}], {b}",
-                s = in(reg) src.add(i),
-                d = in(reg) dst.add(i),
-                b = out(reg_byte) _,
-                options(nostack, preserves_flags)
-            );
-        }
-        i += 1;
+    // SAFETY: the rounds copy `64 * ((len - 1) / 64) < len` bytes, then the
+    // last 64 bytes, `len - 64..len`, within the ranges as `len > 64`.
+    unsafe {
+        asm!(
+            "2:",
+            "movdqu {a}, [{s}]",
+            "movdqu {b}, [{s} + 16]",
+            "movdqu {c}, [{s} + 32]",
+            "movdqu {e}, [{s} + 48]",
+            "movdqu [{d}], {a}",
+            "movdqu [{d} + 16], {b}",
+            "movdqu [{d} + 32], {c}",
+            "movdqu [{d} + 48], {e}",
+            "add {s}, 64",
+            "add {d}, 64",
+            "dec {n}",
+            "jnz 2b",
+            "movdqu {a}, [{se} - 64]",
+            "movdqu {b}, [{se} - 48]",
+            "movdqu {c}, [{se} - 32]",
+            "movdqu {e}, [{se} - 16]",
+            "movdqu [{de} - 64], {a}",
+            "movdqu [{de} - 48], {b}",
+            "movdqu [{de} - 32], {c}",
+            "movdqu [{de} - 16], {e}",
+            s = inout(reg) src => _,
+            d = inout(reg) dst => _,
+            n = inout(reg) (len - 1) / 64 => _,
+            se = in(reg) src.add(len),
+            de = in(reg) dst.add(len),
+            a = out(xmm_reg) _,
+            b = out(xmm_reg) _,
+            c = out(xmm_reg) _,
+            e = out(xmm_reg) _,
+            options(nostack)
+        );
     }
 }
 
@@ -367,8 +454,10 @@ mod tests {
     }
 
     #[test]
-    fn wide_copies_leave_neighbouring_bytes_alone() {
-        for len in [128, 129, 200, 255, 1000, 2047, 3000] {
+    fn copies_of_every_width_leave_neighbouring_bytes_alone() {
+        // Every length up to 300 (each short-copy class and its overlapping
+        // moves), then the wide and `rep movsb` ones.
+        for len in (0..=300).chain([1000, 2047, 2048, 3000]) {
             let mut shared = vec![0u64; 512]; // 4 KiB
             let base = shared.as_mut_ptr().cast::<u8>();
             // SAFETY: 5 + len <= 3005 < 4096.
