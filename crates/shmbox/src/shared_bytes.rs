@@ -275,9 +275,10 @@ unsafe fn copy_long(dst: *mut u8, src: *const u8, len: usize) {
     }
 }
 
-/// [`copy`] of 128 bytes or more with 32-byte moves: 128 bytes per round,
-/// then the last 128 bytes again, overlapping what the rounds copied
-/// (rewriting bytes with the same values).
+/// [`copy`] of 128 bytes or more with 32-byte moves: 128 bytes per round
+/// while more than 128 remain, then the last 128 bytes, overlapping what the
+/// rounds copied (rewriting bytes with the same values) unless `len` is a
+/// multiple of 128.
 ///
 /// # Safety
 ///
@@ -287,7 +288,7 @@ unsafe fn copy_long(dst: *mut u8, src: *const u8, len: usize) {
 unsafe fn copy_avx2(dst: *mut u8, src: *const u8, len: usize) {
     use std::arch::asm;
     debug_assert!(len >= 128);
-    // SAFETY: the loop copies `len / 128 * 128 <= len` bytes forwards inside
+    // SAFETY: the loop copies `(len - 1) / 128 * 128 < len` bytes forwards inside
     // both ranges, and the tail the 128 bytes that end at `len`, which start
     // at `len - 128 >= 0`; `vmovdqu` has no alignment requirement.
     // `vzeroupper` leaves the upper halves clear, as SSE code expects.
@@ -323,7 +324,7 @@ unsafe fn copy_avx2(dst: *mut u8, src: *const u8, len: usize) {
             "vzeroupper",
             s = inout(reg) src => _,
             d = inout(reg) dst => _,
-            n = inout(reg) len / 128 => _,
+            n = inout(reg) (len - 1) / 128 => _,
             se = in(reg) src.add(len),
             de = in(reg) dst.add(len),
             a = out(ymm_reg) _,
