@@ -102,7 +102,9 @@ pub fn measure(quick: bool, shmbox: Option<&Path>) -> io::Result<Footprint> {
     Ok(f)
 }
 
-fn raw_open_map_close(path: &Path) -> io::Result<()> {
+/// The baseline for opening a segment: `open`, `fstat` (for the length),
+/// `mmap` of the whole file, `munmap`, `close`.
+pub fn raw_open_map_close(path: &Path) -> io::Result<()> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)

@@ -217,7 +217,7 @@ pub enum Command {
 
     /// Measure shmbox against its peers and the hardware; write a report.
     #[command(after_help = "Examples:\n  \
-        cargo run --release -p shmbox-cli --features bench -- bench          # about a minute\n  \
+        cargo run --release -p shmbox-cli --features bench -- bench          # 5 rounds: about 8 minutes\n  \
         cargo run --release -p shmbox-cli --features bench -- bench --quick  # seconds: a check\n\n\
         cargo run --release -p shmbox-cli --features bench -- bench --remote # over Redis\n\n\
         Writes docs/BENCHMARKS.md (or --output) and its plots in bench/ beside it.\n\
