@@ -212,6 +212,7 @@ impl<'a> SegmentGuard<'a> {
     /// assert_eq!(guard.data().slice(..6)?.to_vec()?, b"shmbox");
     /// # Ok::<(), shmbox::Error>(())
     /// ```
+    #[inline]
     pub fn data(&self) -> SharedBytes<'_> {
         SharedBytes::whole(self.segment)
     }
@@ -228,6 +229,7 @@ impl<'a> SegmentGuard<'a> {
     /// assert_eq!(seg.read(0, 8)?, b"zzzzzzzz");
     /// # Ok::<(), shmbox::Error>(())
     /// ```
+    #[inline]
     pub fn data_mut(&mut self) -> SharedBytesMut<'_> {
         self.begin_write();
         SharedBytesMut::whole(self.segment)

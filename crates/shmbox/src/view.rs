@@ -58,6 +58,7 @@ impl fmt::Debug for SharedBytes<'_> {
 
 impl<'a> SharedBytes<'a> {
     /// The whole data region of `segment`. The caller holds its lock.
+    #[inline]
     pub(crate) fn whole(segment: &'a Segment) -> SharedBytes<'a> {
         SharedBytes {
             segment,
@@ -74,6 +75,7 @@ impl<'a> SharedBytes<'a> {
     /// assert_eq!(seg.lock()?.data().len(), 10);
     /// # Ok::<(), shmbox::Error>(())
     /// ```
+    #[inline]
     pub fn len(&self) -> usize {
         self.len
     }
@@ -86,6 +88,7 @@ impl<'a> SharedBytes<'a> {
     /// assert!(seg.lock()?.data().slice(3..3)?.is_empty());
     /// # Ok::<(), shmbox::Error>(())
     /// ```
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -106,6 +109,7 @@ impl<'a> SharedBytes<'a> {
     /// assert!(matches!(guard.data().get(4), Err(shmbox::Error::OutOfBounds { .. })));
     /// # Ok::<(), shmbox::Error>(())
     /// ```
+    #[inline]
     pub fn get(&self, index: usize) -> Result<u8> {
         let mut byte = [0];
         self.copy_to_slice(index, &mut byte)?;
@@ -131,6 +135,7 @@ impl<'a> SharedBytes<'a> {
     /// assert!(guard.data().copy_to_slice(6, &mut buf).is_err());
     /// # Ok::<(), shmbox::Error>(())
     /// ```
+    #[inline]
     pub fn copy_to_slice(&self, offset: usize, dst: &mut [u8]) -> Result<()> {
         let at = self.range(offset, dst.len())?;
         // SAFETY: `range` checked that the bytes lie in the data region of
@@ -199,6 +204,7 @@ impl<'a> SharedBytes<'a> {
     /// assert_eq!(seg.lock()?.data().read_pod::<u64>(4)?, 7);
     /// # Ok::<(), shmbox::Error>(())
     /// ```
+    #[inline]
     pub fn read_pod<T: Pod>(&self, offset: usize) -> Result<T> {
         let mut value = T::zeroed();
         self.copy_to_slice(offset, bytemuck::bytes_of_mut(&mut value))?;
@@ -270,6 +276,7 @@ impl<'a> Deref for SharedBytesMut<'a> {
 impl<'a> SharedBytesMut<'a> {
     /// The whole data region of `segment`. The caller holds its lock and
     /// has begun a write.
+    #[inline]
     pub(crate) fn whole(segment: &'a Segment) -> SharedBytesMut<'a> {
         SharedBytesMut {
             bytes: SharedBytes::whole(segment),
@@ -292,6 +299,7 @@ impl<'a> SharedBytesMut<'a> {
     /// assert_eq!(guard.data().to_vec()?, b"\0z");
     /// # Ok::<(), shmbox::Error>(())
     /// ```
+    #[inline]
     pub fn set(&mut self, index: usize, byte: u8) -> Result<()> {
         self.copy_from_slice(index, &[byte])
     }
@@ -313,6 +321,7 @@ impl<'a> SharedBytesMut<'a> {
     /// assert_eq!(guard.data().to_vec()?, b"\0ab\0");
     /// # Ok::<(), shmbox::Error>(())
     /// ```
+    #[inline]
     pub fn copy_from_slice(&mut self, offset: usize, src: &[u8]) -> Result<()> {
         let at = self.bytes.range(offset, src.len())?;
         // SAFETY: `range` checked that the bytes lie in the data region of
@@ -362,6 +371,7 @@ impl<'a> SharedBytesMut<'a> {
     /// assert_eq!(guard.data().read_pod::<[u16; 3]>(3)?, [1, 2, 3]);
     /// # Ok::<(), shmbox::Error>(())
     /// ```
+    #[inline]
     pub fn write_pod<T: Pod>(&mut self, offset: usize, value: &T) -> Result<()> {
         self.copy_from_slice(offset, bytemuck::bytes_of(value))
     }
