@@ -204,6 +204,37 @@ unsafe fn copy(dst: *mut u8, src: *const u8, len: usize) {
     }
 }
 
+/// Whether [`copy_avx2`] may run: [`AVX2_YES`] once the CPU was found to
+/// have AVX2, [`AVX2_NO`] once found not to, 0 before anyone asked.
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+static AVX2: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+const AVX2_YES: u8 = 2;
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+const AVX2_NO: u8 = 1;
+
+/// [`copy`] of more than 64 bytes. The common case, 128 bytes to 2 KiB on a
+/// CPU with AVX2, is a tail call with nothing saved on the stack; the rest
+/// is [`copy_long_rest`]. (`is_x86_feature_detected!` may call out to
+/// detect the CPU, which made every call here save registers first.)
+///
+/// # Safety
+///
+/// As for [`copy`], with `len > 64`.
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+#[inline(never)]
+unsafe fn copy_long(dst: *mut u8, src: *const u8, len: usize) {
+    if (128..REP_MOVSB_FROM).contains(&len)
+        && AVX2.load(std::sync::atomic::Ordering::Relaxed) == AVX2_YES
+    {
+        // SAFETY: the CPU has AVX2 (it was detected), and `len >= 128`.
+        unsafe { copy_avx2(dst, src, len) }
+    } else {
+        // SAFETY: the caller's contract, with `len > 64`.
+        unsafe { copy_long_rest(dst, src, len) }
+    }
+}
+
 /// [`copy`] of more than 64 bytes: `rep movsb` from [`REP_MOVSB_FROM`],
 /// 32-byte moves if the CPU has them, else rounds of 64 bytes and then the
 /// last 64 bytes again, overlapping the rounds.
@@ -213,8 +244,9 @@ unsafe fn copy(dst: *mut u8, src: *const u8, len: usize) {
 /// As for [`copy`], with `len > 64`.
 #[cfg(all(target_arch = "x86_64", not(miri)))]
 #[inline(never)]
-unsafe fn copy_long(dst: *mut u8, src: *const u8, len: usize) {
+unsafe fn copy_long_rest(dst: *mut u8, src: *const u8, len: usize) {
     use std::arch::asm;
+    use std::sync::atomic::Ordering::Relaxed;
     debug_assert!(len > 64);
     if len >= REP_MOVSB_FROM {
         // SAFETY: `rep movsb` copies `rcx` bytes from `rsi` to `rdi`, which
@@ -231,10 +263,14 @@ unsafe fn copy_long(dst: *mut u8, src: *const u8, len: usize) {
         }
         return;
     }
-    if len >= 128 && std::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2, and `len >= 128`.
-        unsafe { copy_avx2(dst, src, len) };
-        return;
+    if len >= 128 {
+        let avx2 = std::is_x86_feature_detected!("avx2");
+        AVX2.store(if avx2 { AVX2_YES } else { AVX2_NO }, Relaxed);
+        if avx2 {
+            // SAFETY: the CPU has AVX2, and `len >= 128`.
+            unsafe { copy_avx2(dst, src, len) };
+            return;
+        }
     }
     // SAFETY: the rounds copy `64 * ((len - 1) / 64) < len` bytes, then the
     // last 64 bytes, `len - 64..len`, within the ranges as `len > 64`.
