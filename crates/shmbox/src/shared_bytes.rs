@@ -207,6 +207,7 @@ unsafe fn copy(dst: *mut u8, src: *const u8, len: usize) {
 /// Whether [`copy_avx2`] may run: [`AVX2_YES`] once the CPU was found to
 /// have AVX2, [`AVX2_NO`] once found not to, 0 before anyone asked.
 #[cfg(all(target_arch = "x86_64", not(miri)))]
+#[allow(clippy::disallowed_types)] // a process-local cache of the CPU's answer, outside loom's models
 static AVX2: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
 #[cfg(all(target_arch = "x86_64", not(miri)))]
 const AVX2_YES: u8 = 2;
