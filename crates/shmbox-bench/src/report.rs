@@ -131,7 +131,7 @@ fn missed_target_notes(
              the one that frees it); sampled with perf (`examples/instructions.rs`), \
              about 73% of shmbox's time is on those two. Its fast path is in line in \
              the caller, with one branch to an out-of-line slow path, which took this \
-             ratio from 1.28× to about 1.15×. Most of what remains is the clock read \
+             ratio from 1.28× to about 1.14×. Most of what remains is the clock read \
              for the header's `last_write_unix_s` (a vDSO `time()` call): with the \
              clock replaced by a constant, the same harness \
              (`examples/uncontended_ratio.rs`, 31 rounds) measured 1.11× to 1.12×, \
@@ -158,12 +158,13 @@ fn missed_target_notes(
                  the copy"
             }
             "1 KiB read" => {
-                "the same fixed 1.2 to 1.8 ns as at 64 B, plus the out-of-line call to \
-                 the long copy and its AVX2 test, of about 12 ns in all; the copy \
-                 itself is 32-byte AVX2 moves, 128 bytes per round (this revision \
-                 stopped it copying the last 128 bytes twice when the length is a \
-                 multiple of 128). `examples/copy_ratios.rs` measured 0.80× to 0.83× \
-                 on its own"
+                "the same fixed 1.2 to 1.8 ns as at 64 B, of about 11 ns in all. The \
+                 copy itself is 32-byte AVX2 moves, 128 bytes per round, reached by one \
+                 out-of-line call that tail-calls the AVX2 loop. This revision stopped \
+                 it copying the last 128 bytes twice when the length is a multiple of \
+                 128, and stopped that call saving registers on every copy (std's \
+                 feature test may call out; the answer is now cached in a word), which \
+                 took the median from 0.82× to the figure above"
             }
             "4 KiB read" => {
                 "at 4 KiB shmbox copies with `rep movsb`, as glibc's memcpy does at \
