@@ -4,23 +4,13 @@
 //! operation is that time over the operations all of them completed. The
 //! hand-off rates are in `shmbox bench`'s report; this tracks throughput.
 
-use std::process::Command;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group};
 use shmbox_bench::contention::{LockKind, Loop, contend};
 
-/// Set in the environment of this binary's child processes.
-const CHILD: &str = "SHMBOX_BENCH_CHILD";
-
 /// How long the processes contend in each sample.
 const RUN: Duration = Duration::from_millis(300);
-
-fn spawn(args: &[String]) -> Command {
-    let mut command = Command::new(std::env::current_exe().expect("own path"));
-    command.env(CHILD, "1").args(args);
-    command
-}
 
 fn contention(c: &mut Criterion) {
     for processes in [2, 4] {
@@ -34,7 +24,7 @@ fn contention(c: &mut Criterion) {
             for lock in LockKind::ALL {
                 group.bench_function(lock.label(), |b| {
                     b.iter_custom(|iterations| {
-                        let run = contend(lock, looping, processes, RUN, &spawn)
+                        let run = contend(lock, looping, processes, RUN, &shmbox_bench::spawn_self)
                             .expect("the contending processes run");
                         let per_op = RUN.as_secs_f64() / run.total().max(1) as f64;
                         Duration::from_secs_f64(per_op * iterations as f64)
@@ -49,10 +39,7 @@ fn contention(c: &mut Criterion) {
 criterion_group!(benches, contention);
 
 fn main() {
-    if std::env::var_os(CHILD).is_some() {
-        let args: Vec<String> = std::env::args().skip(1).collect();
-        std::process::exit(shmbox_bench::child_main(&args));
-    }
+    shmbox_bench::exit_if_child();
     benches();
     criterion::Criterion::default()
         .configure_from_args()

@@ -59,6 +59,28 @@ pub fn unique_name(tag: &str) -> String {
     )
 }
 
+/// Marks a process that [`spawn_self`] started as a benchmark child.
+const CHILD_ENV: &str = "SHMBOX_BENCH_CHILD";
+
+/// For a test or bench binary whose scenarios start processes: this
+/// executable again, as a child with `args`, which [`exit_if_child`] then
+/// recognises. A [`Spawn`].
+pub fn spawn_self(args: &[String]) -> Command {
+    let mut command = Command::new(std::env::current_exe().expect("the path of this executable"));
+    command.env(CHILD_ENV, "1").args(args);
+    command
+}
+
+/// Called first in `main` of a binary that uses [`spawn_self`]: in a child
+/// it started, runs the child's part ([`child_main`]) and exits; otherwise
+/// returns.
+pub fn exit_if_child() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        std::process::exit(child_main(&args));
+    }
+}
+
 /// The entry point of child processes. Returns the exit status.
 pub fn child_main(args: &[String]) -> i32 {
     let result = match args.split_first() {

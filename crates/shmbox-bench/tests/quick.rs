@@ -3,19 +3,11 @@
 //! finite numbers, real SVG plots). A check that the harness works; the
 //! numbers of a quick run mean little.
 
-use std::process::Command;
-
-/// Set in the environment of this binary's child processes.
-const CHILD: &str = "SHMBOX_BENCH_CHILD";
-
 /// How long the quick run may take before the test fails.
 const WATCHDOG: std::time::Duration = std::time::Duration::from_secs(300);
 
 fn main() {
-    if std::env::var_os(CHILD).is_some() {
-        let args: Vec<String> = std::env::args().skip(1).collect();
-        std::process::exit(shmbox_bench::child_main(&args));
-    }
+    shmbox_bench::exit_if_child();
     // Honour `cargo test -- --list` and filters that exclude this check.
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--list") {
@@ -39,18 +31,14 @@ fn main() {
 
     let dir = std::env::temp_dir().join(shmbox_bench::unique_name("report"));
     let output = dir.join("BENCHMARKS.md");
-    let spawn = |args: &[String]| {
-        let mut command = Command::new(std::env::current_exe().unwrap());
-        command.env(CHILD, "1").args(args);
-        command
-    };
     let config = shmbox_bench::Config {
         quick: true,
         output: output.clone(),
         shmbox_exe: None,
         rounds: 2,
     };
-    let results = shmbox_bench::run(&config, &spawn).expect("the quick benchmark runs");
+    let results =
+        shmbox_bench::run(&config, &shmbox_bench::spawn_self).expect("the quick benchmark runs");
 
     let report = std::fs::read_to_string(&output).expect("the report was written");
     check_report(&report, &results);

@@ -432,16 +432,9 @@ impl Segment {
             let now = sys::now_unix_s();
             if self.mapping.lock_fast() {
                 let n = data.len().min(size - offset);
-                let h = self.header();
-                store_if_changed(&h.lock_owner_pid, self.pid);
-                let odd = seqlock::begin_write(&h.seq, h.seq.load(Ordering::Relaxed));
-                // SAFETY: `offset + n <= size`, the data region's length, and
-                // the lock keeps other writers out.
-                unsafe { copy_to_shared(self.mapping.data_ptr().add(offset), &data[..n]) };
-                self.commit(odd, now);
-                if !self.mapping.unlock_fast() {
-                    self.unlock_after_write()?;
-                }
+                // SAFETY: `offset + n <= size`, and the lock was just taken.
+                unsafe { self.write_locked(offset, &data[..n], now) };
+                self.unlock(true)?;
                 self.intact()?;
                 return Ok(n);
             }
@@ -461,13 +454,10 @@ impl Segment {
         let now = sys::now_unix_s();
         match self.acquire(self.timeout)? {
             Acquired::Clean => {
-                let h = self.header();
-                store_if_changed(&h.lock_owner_pid, self.pid);
-                let odd = seqlock::begin_write(&h.seq, h.seq.load(Ordering::Relaxed));
                 // SAFETY: `clamp` keeps `offset + n` within the data region,
-                // and the lock keeps other writers out.
-                unsafe { copy_to_shared(self.mapping.data_ptr().add(offset), &data[..n]) };
-                self.commit_and_unlock(odd, now)?;
+                // and the lock was just taken.
+                unsafe { self.write_locked(offset, &data[..n], now) };
+                self.unlock(true)?;
             }
             acquired => {
                 let mut guard = SegmentGuard::new(self, acquired);
@@ -479,14 +469,21 @@ impl Segment {
         Ok(n)
     }
 
-    /// The rest of `unlock` after a committed write, out of line.
-    #[cold]
-    #[inline(never)]
-    fn unlock_after_write(&self) -> Result<()> {
-        match self.unlock_slow(true) {
-            Unlocked::NotOwner => Err(self.lost_lock()),
-            _ => Ok(()),
-        }
+    /// `write`'s work once this handle took the lock cleanly: names the
+    /// owner, then begins, copies and commits a write (its time is `now`).
+    ///
+    /// # Safety
+    ///
+    /// `offset + data.len() <= size()`, and this handle holds the lock.
+    #[inline(always)]
+    unsafe fn write_locked(&self, offset: usize, data: &[u8], now: u64) {
+        let h = self.header();
+        store_if_changed(&h.lock_owner_pid, self.pid);
+        let odd = seqlock::begin_write(&h.seq, h.seq.load(Ordering::Relaxed));
+        // SAFETY: the caller keeps the range within the data region, and
+        // its lock keeps other writers out.
+        unsafe { copy_to_shared(self.mapping.data_ptr().add(offset), data) };
+        self.commit(odd, now);
     }
 
     /// Reads up to `len` bytes from `offset` under the lock; fewer if the

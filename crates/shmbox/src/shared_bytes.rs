@@ -204,15 +204,10 @@ unsafe fn copy(dst: *mut u8, src: *const u8, len: usize) {
     }
 }
 
-/// Whether [`copy_avx2`] may run: [`AVX2_YES`] once the CPU was found to
-/// have AVX2, [`AVX2_NO`] once found not to, 0 before anyone asked.
+/// Whether the CPU was found to have AVX2, so that [`copy_avx2`] may run.
 #[cfg(all(target_arch = "x86_64", not(miri)))]
 #[allow(clippy::disallowed_types)] // a process-local cache of the CPU's answer, outside loom's models
-static AVX2: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
-#[cfg(all(target_arch = "x86_64", not(miri)))]
-const AVX2_YES: u8 = 2;
-#[cfg(all(target_arch = "x86_64", not(miri)))]
-const AVX2_NO: u8 = 1;
+static HAS_AVX2: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// [`copy`] of more than 64 bytes. The common case, 128 bytes to 2 KiB on a
 /// CPU with AVX2, is a tail call with nothing saved on the stack; the rest
@@ -225,9 +220,7 @@ const AVX2_NO: u8 = 1;
 #[cfg(all(target_arch = "x86_64", not(miri)))]
 #[inline(never)]
 unsafe fn copy_long(dst: *mut u8, src: *const u8, len: usize) {
-    if (128..REP_MOVSB_FROM).contains(&len)
-        && AVX2.load(std::sync::atomic::Ordering::Relaxed) == AVX2_YES
-    {
+    if (128..REP_MOVSB_FROM).contains(&len) && HAS_AVX2.load(std::sync::atomic::Ordering::Relaxed) {
         // SAFETY: the CPU has AVX2 (it was detected), and `len >= 128`.
         unsafe { copy_avx2(dst, src, len) }
     } else {
@@ -264,14 +257,11 @@ unsafe fn copy_long_rest(dst: *mut u8, src: *const u8, len: usize) {
         }
         return;
     }
-    if len >= 128 {
-        let avx2 = std::is_x86_feature_detected!("avx2");
-        AVX2.store(if avx2 { AVX2_YES } else { AVX2_NO }, Relaxed);
-        if avx2 {
-            // SAFETY: the CPU has AVX2, and `len >= 128`.
-            unsafe { copy_avx2(dst, src, len) };
-            return;
-        }
+    if len >= 128 && std::is_x86_feature_detected!("avx2") {
+        HAS_AVX2.store(true, Relaxed);
+        // SAFETY: the CPU has AVX2, and `len >= 128`.
+        unsafe { copy_avx2(dst, src, len) };
+        return;
     }
     // SAFETY: the rounds copy `64 * ((len - 1) / 64) < len` bytes, then the
     // last 64 bytes, `len - 64..len`, within the ranges as `len > 64`.
@@ -348,8 +338,7 @@ unsafe fn copy_avx2(dst: *mut u8, src: *const u8, len: usize) {
             "dec {n}",
             "jnz 2b",
             "3:",
-            // Then the last 64 bytes, and the 64 before them if they were
-            // not copied yet (overlapping what was).
+            // Then the last 128 bytes, overlapping what the rounds copied.
             "vmovdqu {a}, [{se} - 128]",
             "vmovdqu {b}, [{se} - 96]",
             "vmovdqu {c}, [{se} - 64]",

@@ -293,6 +293,10 @@ mod linux {
             if !matches!(seg.read(0, 6), Err(Error::Forked { .. })) {
                 code |= 2;
             }
+            // The lock-free read too, though its fast path needs no lock.
+            if !matches!(seg.read_consistent(0, 6), Err(Error::Forked { .. })) {
+                code |= 8;
+            }
             // The generation is readable: the memory is there.
             if seg.generation() != 1 {
                 code |= 4;
